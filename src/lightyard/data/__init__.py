@@ -1,0 +1,1 @@
+"""LightningDataModules: each owns reading, splitting and batching one family of datasets."""

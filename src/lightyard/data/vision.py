@@ -1,0 +1,181 @@
+"""Image datasets read through torchvision: its downloadable sets, and any ImageFolder tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Subset
+
+from lightyard.data.base import SplitDataModule
+from lightyard.data.loaders import seeded_split
+from lightyard.errors import ConfigError
+
+TORCHVISION_DATASETS = ("MNIST", "FashionMNIST", "CIFAR10")
+
+
+def _dataset_class(name: str, verify: bool):
+    from torchvision import datasets
+
+    if name not in TORCHVISION_DATASETS:
+        raise ConfigError(
+            f"data.dataset={name!r} is not supported; allowed: {', '.join(TORCHVISION_DATASETS)}"
+        )
+    cls = getattr(datasets, name)
+    if name == "CIFAR10" and not verify:
+        # The same files without the published MD5 check (for re-packed or test copies).
+        return type(
+            "UnverifiedCIFAR10",
+            (cls,),
+            {
+                "train_list": [[f, None] for f, _ in cls.train_list],
+                "test_list": [[f, None] for f, _ in cls.test_list],
+                "meta": {**cls.meta, "md5": None},
+            },
+        )
+    return cls
+
+
+def image_transform(channels: int, image_size: int, mean: list[float], std: list[float]):
+    from torchvision import transforms
+
+    if len(mean) != channels or len(std) != channels:
+        raise ConfigError(
+            f"data.mean and data.std need one value per channel ({channels}), "
+            f"got {len(mean)} and {len(std)}"
+        )
+    steps = [transforms.Resize((image_size, image_size))]
+    steps.append(transforms.Grayscale(1) if channels == 1 else transforms.Lambda(_to_rgb))
+    steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    return transforms.Compose(steps)
+
+
+def _to_rgb(image):
+    return image.convert("RGB")
+
+
+class TorchvisionDataModule(SplitDataModule):
+    """MNIST, Fashion-MNIST or CIFAR-10: official test split for test, a seeded hold-out for val."""
+
+    def __init__(
+        self,
+        dataset: str,
+        root: str,
+        download: bool = True,
+        verify: bool = True,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_fraction: float = 0.1,
+        split_seed: int = 1234,
+        channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        self.dataset_class = _dataset_class(dataset, verify)
+        self.name = dataset
+        self.root = root
+        self.download = download
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.transform = image_transform(
+            channels, image_size, list(mean or [0.5] * channels), list(std or [0.5] * channels)
+        )
+
+    def _open(self, train: bool, download: bool = False):
+        try:
+            return self.dataset_class(
+                self.root, train=train, transform=self.transform, download=download
+            )
+        except RuntimeError as error:
+            raise ConfigError(
+                f"{self.name} files not found (or corrupted) under data.root={self.root}: {error}. "
+                "Set data.download=true (needs network) or point data.root at the files"
+            ) from None
+        except OSError as error:
+            raise ConfigError(
+                f"could not download {self.name} to data.root={self.root}: {error}. "
+                "Without network, copy the files there and set data.download=false"
+            ) from None
+
+    def prepare_data(self) -> None:
+        # Runs on one process per node: downloads happen once.
+        if self.download:
+            self._open(train=True, download=True)
+            self._open(train=False, download=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        full = self._open(train=True)
+        train, val = seeded_split(len(full), [self.val_fraction], self.split_seed)
+        self.datasets = {
+            "train": Subset(full, train.tolist()),
+            "val": Subset(full, val.tolist()),
+            "test": self._open(train=False),
+        }
+
+
+class ImageFolderDataModule(SplitDataModule):
+    """Images in <root>/<class>/<file> (torchvision's ImageFolder), split by a fixed seed."""
+
+    def __init__(
+        self,
+        root: str,
+        num_classes: int,
+        test_root: str | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_seed: int = 1234,
+        channels: int = 3,
+        image_size: int = 64,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        self.root = root
+        self.test_root = test_root
+        self.num_classes = num_classes
+        self.fractions = [val_fraction] if test_root else [val_fraction, test_fraction]
+        self.split_seed = split_seed
+        self.transform = image_transform(
+            channels, image_size, list(mean or [0.5] * channels), list(std or [0.5] * channels)
+        )
+
+    def _folder(self, root: str, key: str):
+        from torchvision.datasets import ImageFolder
+
+        if not Path(root).is_dir():
+            raise ConfigError(
+                f"{key}={root} is not a directory; point it at <root>/<class>/<image>"
+            )
+        try:
+            folder = ImageFolder(root, transform=self.transform)
+        except (FileNotFoundError, RuntimeError) as error:
+            raise ConfigError(f"{key}={root} holds no images in class folders: {error}") from None
+        if len(folder.classes) != self.num_classes:
+            raise ConfigError(
+                f"{key}={root} has {len(folder.classes)} class folders but "
+                f"data.num_classes={self.num_classes}; set data.num_classes={len(folder.classes)}"
+            )
+        return folder
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        full = self._folder(self.root, "data.root")
+        parts = seeded_split(len(full), self.fractions, self.split_seed)
+        self.datasets = {
+            name: Subset(full, idx.tolist())
+            for name, idx in zip(("train", "val", "test"), parts, strict=False)
+        }
+        if self.test_root:
+            self.datasets["test"] = self._folder(self.test_root, "data.test_root")
+        self.classes = full.classes

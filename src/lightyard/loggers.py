@@ -1,0 +1,51 @@
+"""Logger factories for what Lightning's loggers do not decide themselves."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Literal
+
+
+def wandb_has_credentials() -> bool:
+    """True when W&B could sync: an API key in the environment or in ~/.netrc (`wandb login`)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        netrc_file = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+        return netrc_file.is_file() and bool(netrc.netrc(netrc_file).authenticators("api.wandb.ai"))
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_logger(
+    project: str = "lightyard",
+    save_dir: str = ".",
+    offline: bool | Literal["auto"] = "auto",
+    entity: str | None = None,
+    name: str | None = None,
+    group: str | None = None,
+    tags: list[str] | None = None,
+    job_type: str | None = None,
+    log_model: bool = False,
+    **kwargs,
+):
+    """A WandbLogger that runs offline unless credentials exist (or WANDB_MODE says otherwise)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if offline == "auto":
+        mode = os.environ.get("WANDB_MODE")
+        offline = mode in ("offline", "dryrun") if mode else not wandb_has_credentials()
+    return WandbLogger(
+        project=project,
+        save_dir=save_dir,
+        offline=bool(offline),
+        entity=entity,
+        name=name or Path(save_dir).name,
+        group=group,
+        tags=list(tags or []),
+        job_type=job_type,
+        log_model=log_model,
+        **kwargs,
+    )

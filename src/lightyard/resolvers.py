@@ -1,0 +1,31 @@
+"""OmegaConf resolvers that the configs use; registered by the CLI before Hydra composes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from omegaconf import OmegaConf
+
+
+def _run_id() -> str:
+    # Cached per config (and copied into every job of a sweep by Hydra, like ${now:}), so two runs
+    # started in the same second still get different directories.
+    return secrets.token_hex(3)
+
+
+def _launch_dir() -> str:
+    # Unlike ${hydra:runtime.cwd}, this also resolves at sweep level (hydra.sweep.dir), where Hydra's
+    # own runtime config is not set yet. Hydra never changes directory here (job.chdir: false).
+    return os.getcwd()
+
+
+def _cpu_workers(limit: int = 8) -> int:
+    """Loader workers that leave one core for the training loop."""
+    return max(0, min(int(limit), (os.cpu_count() or 1) - 1))
+
+
+def register() -> None:
+    OmegaConf.register_new_resolver("lightyard.run_id", _run_id, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("lightyard.workers", _cpu_workers, replace=True)
+    OmegaConf.register_new_resolver("lightyard.cwd", _launch_dir, use_cache=True, replace=True)

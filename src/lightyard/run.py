@@ -1,0 +1,189 @@
+"""train(cfg) and evaluate(cfg): the one place that wires data, backbone, task and trainer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.errors import InstantiationException
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from lightyard.config_tree import print_config_tree
+from lightyard.errors import ConfigError
+from lightyard.run_dirs import find_best_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def quiet_known_noise() -> None:
+    """Lightning prints through a console handler of its own; Hydra's handlers already print and
+    write the run's log file, so drop Lightning's (no doubled lines), its advertising tip and a
+    deprecation warning it raises from inside itself on every run."""
+    logging.getLogger("lightning").handlers.clear()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, with failures reported as the config key that caused them."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(
+            f"{key} has no _target_; every component block needs one (e.g. {key}._target_=<class>)"
+        )
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        raise ConfigError(f"{key} ({node._target_}) could not be built: {cause}") from None
+
+
+def instantiate_all(node: DictConfig | None, key: str) -> list[Any]:
+    """Each named block of a group (callbacks, loggers); a block set to null is switched off."""
+    if not node:
+        return []
+    return [
+        instantiate(block, f"{key}.{name}") for name, block in node.items() if block is not None
+    ]
+
+
+def build_task(cfg: DictConfig) -> L.LightningModule:
+    backbone = instantiate(cfg.model, "model")
+    optimizer = instantiate(cfg.optimizer, "optimizer")
+    scheduler = None
+    if cfg.get("scheduler"):
+        scheduler = {
+            "factory": instantiate(cfg.scheduler.factory, "scheduler.factory"),
+            "interval": cfg.scheduler.get("interval", "epoch"),
+            "monitor": cfg.scheduler.get("monitor"),
+        }
+    return instantiate(
+        cfg.task, "task", backbone=backbone, optimizer=optimizer, scheduler=scheduler
+    )
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[Any]) -> L.Trainer:
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    loggers = instantiate_all(cfg.get("logger"), "logger")
+    if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
+        log.info("logger=none: the learning-rate monitor has nowhere to log, so it is left out")
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+
+
+def log_hyperparameters(cfg: DictConfig, task: L.LightningModule, trainer: L.Trainer) -> None:
+    """The resolved config, tags and parameter counts, once (loggers write from rank 0 only)."""
+    if not trainer.loggers:
+        return
+    params = OmegaConf.to_container(cfg, resolve=True)
+    params["params/total"] = sum(p.numel() for p in task.parameters())
+    params["params/trainable"] = sum(p.numel() for p in task.parameters() if p.requires_grad)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
+
+
+def _metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def write_results(output_dir: Path, results: dict[str, Any], task: L.LightningModule) -> None:
+    if not trainer_is_global_zero(task):
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    confusion = getattr(task, "confusion_matrix", None)
+    if confusion is not None:
+        rows = [",".join(str(int(v)) for v in row) for row in confusion.tolist()]
+        (output_dir / "confusion_matrix.csv").write_text("\n".join(rows) + "\n")
+
+
+def trainer_is_global_zero(task: L.LightningModule) -> bool:
+    return task._trainer is None or task.trainer.is_global_zero
+
+
+def finish_loggers(trainer: L.Trainer, failed: bool) -> None:
+    """W&B keeps one run per process open: finish it so the next job of a sweep gets its own."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish(exit_code=1 if failed else 0)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit, test the best checkpoint, and return cfg.optimized_metric (for sweepers)."""
+    quiet_known_noise()
+    if cfg.get("print_config"):
+        print_config_tree(cfg)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+
+    datamodule = instantiate(cfg.data, "data")
+    task = build_task(cfg)
+    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
+    trainer = build_trainer(cfg, callbacks)
+    log_hyperparameters(cfg, task, trainer)
+
+    failed = True
+    try:
+        results: dict[str, Any] = {}
+        if cfg.get("train"):
+            log.info("Fitting")
+            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            results.update(_metrics(trainer))
+        if cfg.get("test"):
+            ckpt = (
+                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            )
+            if not ckpt:
+                log.warning("No best checkpoint was saved; testing the current weights")
+            log.info("Testing %s", ckpt or "the current weights")
+            trainer.test(task, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
+            results.update(_metrics(trainer))
+            results["best_checkpoint"] = ckpt or None
+        write_results(output_dir, results, task)
+        failed = False
+    finally:
+        finish_loggers(trainer, failed)
+
+    metric = cfg.get("optimized_metric")
+    if not metric or not (cfg.get("train") or cfg.get("test")):
+        return None
+    if metric not in results:
+        raise ConfigError(
+            f"optimized_metric={metric} was never logged; logged: {', '.join(sorted(results))}"
+        )
+    return results[metric]
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test a trained run's checkpoint with that run's own config (loaded by the eval CLI)."""
+    quiet_known_noise()
+    if "model" not in cfg or "data" not in cfg:
+        raise ConfigError("eval needs run_dir=<training run dir> or ckpt_path=<checkpoint in one>")
+    if cfg.get("print_config"):
+        print_config_tree(cfg)
+    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else find_best_checkpoint(Path(cfg.run_dir))
+    log.info("Evaluating %s", ckpt)
+
+    datamodule = instantiate(cfg.data, "data")
+    task = build_task(cfg)
+    # the run's own callbacks: none acts in test, and Lightning expects those that wrote the file
+    trainer = build_trainer(cfg, instantiate_all(cfg.get("callbacks"), "callbacks"))
+    failed = True
+    try:
+        trainer.test(task, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
+        results = _metrics(trainer)
+        results["checkpoint"] = str(ckpt)
+        write_results(Path(cfg.paths.output_dir), results, task)
+        failed = False
+    finally:
+        finish_loggers(trainer, failed)
+    return results

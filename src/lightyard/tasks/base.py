@@ -1,0 +1,47 @@
+"""What every task shares: a backbone, and the optimizer and scheduler built from config."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+from torch import nn
+
+
+class Task(L.LightningModule):
+    """`optimizer` is a partial that takes the parameters; `scheduler` is the scheduler group's
+    node: {factory: partial taking the optimizer, interval: step|epoch, monitor: metric or None}."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        optimizer: Callable[..., Any],
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.optimizer_factory = optimizer
+        self.scheduler_spec = scheduler or None
+
+    def forward(self, inputs):
+        if isinstance(inputs, dict):
+            return self.backbone(**inputs)
+        return self.backbone(inputs)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if not self.scheduler_spec:
+            return optimizer
+        factory = self.scheduler_spec["factory"]
+        kwargs = {}
+        if "total_steps" in inspect.signature(factory).parameters:
+            kwargs["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = {
+            "scheduler": factory(optimizer, **kwargs),
+            "interval": self.scheduler_spec.get("interval", "epoch"),
+        }
+        if self.scheduler_spec.get("monitor"):
+            scheduler["monitor"] = self.scheduler_spec["monitor"]
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

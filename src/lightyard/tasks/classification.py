@@ -1,0 +1,81 @@
+"""Classification of images, sequences or text: one task for every backbone that outputs logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
+
+from lightyard.tasks.base import Task
+
+
+class ClassificationTask(Task):
+    """Cross-entropy; accuracy and macro F1 per stage (computed once per epoch, no per-step sync);
+    the best validation accuracy so far as `val/acc_best`; a confusion matrix at test."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        optimizer,
+        scheduler=None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(backbone, optimizer, scheduler)
+        self.num_classes = num_classes
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+            }
+        )
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_acc_best = MaxMetric()
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.confusion_matrix: torch.Tensor | None = None
+
+    def _step(self, batch, stage: str, metrics: MetricCollection):
+        inputs, target = batch
+        logits = self(inputs)
+        loss = self.criterion(logits, target)
+        metrics.update(logits.detach(), target)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True)
+        return loss, logits, target
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train", self.train_metrics)[0]
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val", self.val_metrics)
+
+    def on_validation_epoch_end(self):
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_metrics["acc"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_train_start(self):
+        # sanity-check batches must not count towards the best accuracy
+        self.val_acc_best.reset()
+
+    def test_step(self, batch, batch_idx):
+        _, logits, target = self._step(batch, "test", self.test_metrics)
+        self.test_confusion.update(logits, target)
+
+    def on_test_epoch_end(self):
+        self.confusion_matrix = self.test_confusion.compute().cpu()
+        self.test_confusion.reset()
+
+    def predict_step(self, batch, batch_idx):
+        inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
+        probs = self(inputs).softmax(dim=-1)
+        return {"pred": probs.argmax(dim=-1), "prob": probs}
