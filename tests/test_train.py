@@ -1,0 +1,62 @@
+"""train(cfg) end to end in-process: every backbone with every image DataModule, debug presets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lightyard.run import train
+
+BACKBONES = ["cnn", "resnet"]
+DATASETS = ["digits", "mnist", "fashion_mnist", "cifar10", "image_folder"]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("model", BACKBONES)
+def test_fast_dev_run(model, dataset, cfg_factory, local_datasets, tmp_path):
+    cfg = cfg_factory(f"model={model}", *local_datasets[dataset], "debug=fast")
+    train(cfg)
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0.0 <= results["test/acc"] <= 1.0
+
+
+@pytest.mark.parametrize("preset", ["overfit", "profile", "anomaly"])
+def test_debug_presets(preset, cfg_factory, tmp_path):
+    cfg = cfg_factory(f"debug={preset}", "trainer.max_epochs=2", "callbacks=none", "logger=none")
+    train(cfg)
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    if preset == "profile":
+        assert any("profile" in p.name for p in (tmp_path / "run").iterdir())
+
+
+def test_train_and_test_switches(cfg_factory, tmp_path):
+    cfg = cfg_factory("train=false", "callbacks=none", "logger=none", "optimized_metric=test/acc")
+    value = train(cfg)
+    assert 0.0 <= value <= 1.0  # untrained weights, tested
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "train/loss" not in results
+
+
+def test_unknown_optimized_metric_is_a_config_error(cfg_factory):
+    from lightyard.errors import ConfigError
+
+    cfg = cfg_factory("debug=fast", "optimized_metric=val/nope")
+    with pytest.raises(ConfigError, match="val/nope was never logged"):
+        train(cfg)
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "step", "plateau", "none"])
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_optimizers_and_schedulers_step(optimizer, scheduler, cfg_factory):
+    cfg = cfg_factory(
+        f"optimizer={optimizer}",
+        f"scheduler={scheduler}",
+        "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=3",
+        "+trainer.limit_val_batches=2",
+        "test=false",
+        "callbacks=none",
+        "logger=none",
+    )
+    assert train(cfg) is not None
