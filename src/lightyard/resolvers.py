@@ -15,8 +15,8 @@ def _run_id() -> str:
 
 
 def _launch_dir() -> str:
-    # Unlike ${hydra:runtime.cwd}, this also resolves at sweep level (hydra.sweep.dir), where Hydra's
-    # own runtime config is not set yet. Hydra never changes directory here (job.chdir: false).
+    # Unlike ${hydra:runtime.cwd}, this also resolves at sweep level (hydra.sweep.dir), where
+    # Hydra's runtime config is not set yet. Hydra never changes directory (job.chdir: false).
     return os.getcwd()
 
 

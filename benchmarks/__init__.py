@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that compare inside one run and print ratios (see README, Benchmarks)."""

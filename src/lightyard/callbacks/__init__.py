@@ -1,0 +1,1 @@
+"""Lightning callbacks that lightyard adds to what Lightning ships."""
