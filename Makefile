@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 # pytest workers; the launch tests start extra processes of their own
 JOBS ?= 2
 ARGS ?=
+BENCH_BACKBONES ?= cnn,resnet
 
 .PHONY: install train eval test test-quick lint format bench clean
 
@@ -37,6 +38,13 @@ lint: install ## ruff lint and format check
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks train.py eval.py
 	$(BIN)/ruff format src tests benchmarks train.py eval.py
+
+bench: install ## the CPU benchmarks (about 10 minutes on 2 cores); rewrites the README's results
+	$(BIN)/python -m benchmarks.cli_latency
+	$(BIN)/python -m benchmarks.overhead --backbones $(BENCH_BACKBONES)
+	$(BIN)/python -m benchmarks.data_pipeline
+	$(BIN)/python -m benchmarks.time_to_accuracy
+	$(BIN)/python -m benchmarks.report
 
 clean: ## remove run outputs and caches (not the virtual environment)
 	rm -rf outputs/* .pytest_cache .ruff_cache build dist
