@@ -60,3 +60,17 @@ def test_optimizers_and_schedulers_step(optimizer, scheduler, cfg_factory):
         "logger=none",
     )
     assert train(cfg) is not None
+
+
+def test_predict_step_returns_classes_and_probabilities(cfg_factory):
+    from hydra.utils import instantiate
+
+    from lightyard.run import build_task, build_trainer
+
+    cfg = cfg_factory("callbacks=none", "logger=none")
+    datamodule = instantiate(cfg.data)
+    trainer = build_trainer(cfg, [])
+    [first, *_] = trainer.predict(build_task(cfg), datamodule=datamodule)
+    assert first["prob"].shape == (cfg.data.batch_size, 10)
+    assert first["prob"].sum(dim=-1).allclose(first["prob"].new_ones(cfg.data.batch_size))
+    assert (first["pred"] == first["prob"].argmax(dim=-1)).all()
