@@ -74,3 +74,17 @@ def test_predict_step_returns_classes_and_probabilities(cfg_factory):
     assert first["prob"].shape == (cfg.data.batch_size, 10)
     assert first["prob"].sum(dim=-1).allclose(first["prob"].new_ones(cfg.data.batch_size))
     assert (first["pred"] == first["prob"].argmax(dim=-1)).all()
+
+
+def test_optimizer_is_fused_only_on_gpu(cfg_factory):
+    import functools
+
+    import torch
+
+    from lightyard.run import build_task
+
+    task = build_task(cfg_factory())
+    assert task._optimizer_factory() is task.optimizer_factory  # CPU: as configured
+    task._device = torch.device("cuda", 0)  # what Lightning sets when it moves the module
+    fused = task._optimizer_factory()
+    assert isinstance(fused, functools.partial) and fused.keywords["fused"] is True
