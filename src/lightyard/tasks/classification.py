@@ -18,6 +18,12 @@ class ClassificationTask(Task):
     """Cross-entropy; accuracy and macro F1 per stage (computed once per epoch, no per-step sync);
     the best validation accuracy so far as `val/acc_best`; a confusion matrix at test."""
 
+    # what this task logs: monitors and optimized_metric are checked against it before a run
+    logged_metrics = (
+        "train/loss", "train/acc", "train/f1", "val/loss", "val/acc", "val/f1", "val/acc_best",
+        "test/loss", "test/acc", "test/f1",
+    )  # fmt: skip
+
     def __init__(
         self,
         backbone: nn.Module,
