@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lightyard import resolvers
-from lightyard.errors import ConfigError
+from lightyard.errors import ConfigError, Preempted
 
 
 def config_dir() -> Path:
@@ -69,6 +69,9 @@ def _train_job(cfg: DictConfig) -> float | None:
         return run_train(cfg)
     except ConfigError as error:
         _fail(error)
+    except Preempted as stop:
+        print(f"lightyard: preempted: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
 
 
 def _eval_job(cfg: DictConfig) -> dict[str, float] | None:
@@ -89,7 +92,15 @@ def _main(job, config_name: str) -> None:
 
 def train() -> None:
     """`lightyard-train` / `python train.py`: fit, then test the best checkpoint."""
-    _main(_train_job, "train")
+    from lightyard.resume import resume_arguments
+
+    try:
+        resumed = resume_arguments(sys.argv[1:])
+    except ConfigError as error:
+        _fail(error)
+    if resumed is not None:
+        sys.argv[1:] = resumed
+    _main(_train_job, "resume" if resumed is not None else "train")
 
 
 def evaluate() -> None:

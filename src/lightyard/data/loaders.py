@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from lightyard.errors import ConfigError
 
@@ -38,7 +39,11 @@ def make_loader(
     if num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
     workers = num_workers > 0
-    return DataLoader(
+    # Stateful: Lightning saves its position (and shuffling state) in every checkpoint, so a run
+    # resumed mid-epoch sees exactly the batches an uninterrupted run would. Its own generator,
+    # seeded from the run seed, keeps shuffling independent of the global RNG (dropout etc.).
+    generator = torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None
+    return StatefulDataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
@@ -47,4 +52,5 @@ def make_loader(
         persistent_workers=persistent_workers and workers,
         prefetch_factor=4 if workers else None,
         collate_fn=collate_fn,
+        generator=generator,
     )

@@ -1,0 +1,1 @@
+"""Callbacks for reliability: preemption, non-finite guard, and RNG state in checkpoints."""
