@@ -133,7 +133,9 @@ def collect(cfg, overrides: list[str], start: Path) -> dict[str, Any]:
     }
 
 
-def write(run_dir: Path, cfg, overrides: list[str]) -> dict[str, Any]:
+def write(
+    run_dir: Path, cfg, overrides: list[str], choices: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Write provenance/ in the run dir; each launch (a resume too) gets its own numbered file.
     Returns the summary that goes into the logged config."""
     secrets = secret_values()
@@ -143,6 +145,7 @@ def write(run_dir: Path, cfg, overrides: list[str]) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     launch = len(list(folder.glob("launch-*.json")))
     info["launch"] = launch
+    info["choices"] = dict(choices or {})  # config group options, e.g. {"model": "cnn"}
     _write(folder / f"launch-{launch:03d}.json", json.dumps(redact(info, secrets), indent=2))
     _write(folder / f"launch-{launch:03d}.diff", redact(diff, secrets))
     lines = [f"{name}=={version}" for name, version in packages().items()]

@@ -67,8 +67,11 @@ def record_provenance(cfg: DictConfig, trainer, output_dir: Path) -> None:
 
     if not trainer.is_global_zero:
         return
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    summary = provenance.write(output_dir, cfg, overrides)
+    overrides, choices = [], {}
+    if HydraConfig.initialized():
+        overrides = list(HydraConfig.get().overrides.task)
+        choices = {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()}
+    summary = provenance.write(output_dir, cfg, overrides, choices)
     provenance.scrub_files(output_dir / ".hydra")
     with open_dict(cfg):
         cfg.provenance = summary

@@ -50,6 +50,34 @@ def _is_safe(override: str) -> bool:
     return any(key == safe or key.startswith(safe + ".") for safe in SAFE_ON_RESUME)
 
 
+def _unchanged(override: str, run_dir: Path) -> bool:
+    """True when the override sets what the run already has (its value or group option)."""
+    import json
+
+    import yaml
+    from omegaconf import OmegaConf
+
+    key, _, value = override.lstrip("+~").partition("=")
+    if key.startswith("hydra.") or key == "resume":
+        return False
+    first_launch = run_dir / "provenance" / "launch-000.json"
+    choices = json.loads(first_launch.read_text()).get("choices", {}) if first_launch.is_file() else {}
+    if key in choices:
+        return str(choices[key]) == value
+    saved = OmegaConf.load(saved_config(run_dir))
+    missing = object()
+    current = OmegaConf.select(saved, key, default=missing, throw_on_missing=False)
+    if current is missing:
+        return False
+    if OmegaConf.is_config(current):
+        current = OmegaConf.to_container(current)
+    try:
+        wanted = yaml.safe_load(value) if value else None
+    except yaml.YAMLError:
+        return False
+    return current == wanted
+
+
 def resume_arguments(argv: list[str]) -> list[str] | None:
     """The command line that resumes the run `resume=` names (its config, its directory), or
     None to start a fresh run (no resume=, or resume=auto with nothing to resume)."""
@@ -82,7 +110,8 @@ def resume_arguments(argv: list[str]) -> list[str] | None:
                 "callbacks.model_checkpoint / callbacks.step_checkpoint on"
             )
     run_dir = run_dir.resolve()
-    overrides = [a for a in argv if not a.startswith("-")]
+    # the run's own overrides may be repeated (a requeued job re-runs the same command line)
+    overrides = [a for a in argv if not a.startswith("-") and not _unchanged(a, run_dir)]
     unsafe = [a for a in overrides if not _is_safe(a)]
     if unsafe:
         raise ConfigError(
@@ -98,9 +127,14 @@ def resume_arguments(argv: list[str]) -> list[str] | None:
     if changed:
         print(f"lightyard: resuming {run_dir} with: {' '.join(changed)}")
     kept = [
-        a for a in argv if _value([a], "resume") is None and _value([a], "hydra.run.dir") is None
+        # keys the resumed config already holds are set with ++ (add or override)
+        "++" + a.lstrip("+") if a.startswith("+") and not a.startswith("++") else a
+        for a in overrides
+        if _value([a], "resume") is None and _value([a], "hydra.run.dir") is None
     ]
+    flags = [a for a in argv if a.startswith("-")]
     return [
+        *flags,
         *kept,
         f"resume={run_dir}",
         f"hydra.run.dir={run_dir}",

@@ -584,6 +584,14 @@ def _suggest_keys(cfg: DictConfig, problems: Problems) -> None:
         if signature is not None:
             options |= set(signature.params) - SUPPLIED_IN_CODE.get(parent, set())
         value = override.split("=", 1)[1] if "=" in override else "..."
+        if signature is not None and leaf in signature.params:
+            problems.add(
+                key,
+                f"{target} takes `{leaf}`, but the config does not set it yet",
+                "adding it with a leading +",
+                f"+{key}={value}",
+            )
+            continue
         close = difflib.get_close_matches(leaf, sorted(options), n=1, cutoff=0.6)
         prefix = f"{parent}." if parent else ""
         fix = (

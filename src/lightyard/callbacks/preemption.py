@@ -6,32 +6,43 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 
 from lightning.pytorch import Callback
 
-log = logging.getLogger(__name__)
-
 from lightyard.errors import Preempted
+
+log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class Preemption(Callback):
     """Signal handlers only note the signal; the save happens between steps, where the loop
-    state is consistent. Lightning's own SIGTERM handler (which stops without saving) and, under
-    SLURM with auto-requeue, its requeue handler are chained after ours."""
+    state is consistent. Lightning's own SIGTERM handler (which stops without saving) is replaced
+    while training; under SLURM with auto-requeue, its requeue handler runs after our save."""
 
     def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
         self.path = Path(dirpath) / filename
         self.received: int | None = None
-        self._previous: dict[int, object] = {}
+        self._original: dict[int, object] = {}  # restored when training ends
+        self._chained: dict[int, object] = {}  # Lightning's SLURM requeue handler, if any
+        self._install()  # now already: a signal while the run starts is not lost
+
+    def _install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in SIGNALS:
+            current = signal.getsignal(signum)
+            if current != self._note:
+                self._original.setdefault(signum, current)
+                self._chained[signum] = current
+                signal.signal(signum, self._note)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        # after Lightning registered its handlers (in trainer.fit), so ours come first
-        for signum in SIGNALS:
-            self._previous[signum] = signal.getsignal(signum)
-            signal.signal(signum, self._note)
+        # Lightning registers its handlers inside fit(); put ours back in front
+        self._install()
 
     def _note(self, signum, frame) -> None:
         if self.received is None:
@@ -45,8 +56,8 @@ class Preemption(Callback):
         trainer.save_checkpoint(self.path)
         step = trainer.global_step
         log.warning("Preempted at step %d; checkpoint saved to %s", step, self.path)
-        previous = self._previous.get(signal.SIGUSR1)
-        if self.received == signal.SIGUSR1 and callable(previous):
+        previous = self._chained.get(signal.SIGUSR1)
+        if self.received == signal.SIGUSR1 and callable(previous) and _is_slurm_requeue(previous):
             previous(self.received, None)  # e.g. Lightning's SLURM requeue
         raise Preempted(
             f"stopped by {signal.Signals(self.received).name} at step {step}; "
@@ -60,7 +71,15 @@ class Preemption(Callback):
         self._restore()
 
     def _restore(self) -> None:
-        for signum, handler in self._previous.items():
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, handler in self._original.items():
             if handler is not None:
                 signal.signal(signum, handler)
-        self._previous = {}
+        self._original, self._chained = {}, {}
+
+
+def _is_slurm_requeue(handler) -> bool:
+    """Lightning's handler set when running under SLURM with auto_requeue."""
+    handlers = getattr(handler, "signal_handlers", [])
+    return any(getattr(h, "__name__", "") == "_slurm_sigusr_handler_fn" for h in handlers)
