@@ -31,9 +31,15 @@ def wandb_logger(
     log_model: bool = False,
     **kwargs,
 ):
-    """A WandbLogger that runs offline unless credentials exist (or WANDB_MODE says otherwise)."""
+    """A WandbLogger that runs offline unless credentials exist (or WANDB_MODE says otherwise).
+    Its run id follows from the run directory, so a resumed or requeued run (same directory)
+    continues the same W&B run."""
+    import hashlib
+
     from lightning.pytorch.loggers import WandbLogger
 
+    kwargs.setdefault("id", hashlib.sha1(str(Path(save_dir).resolve()).encode()).hexdigest()[:16])
+    kwargs.setdefault("resume", "allow")
     if offline == "auto":
         mode = os.environ.get("WANDB_MODE")
         offline = mode in ("offline", "dryrun") if mode else not wandb_has_credentials()

@@ -69,21 +69,26 @@ def build_task(cfg: DictConfig) -> L.LightningModule:
     )
 
 
-def build_trainer(cfg: DictConfig, callbacks: list[Any]) -> L.Trainer:
+def build_trainer(cfg: DictConfig, callbacks: list[Any], plugins: list[Any] = ()) -> L.Trainer:
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     loggers = instantiate_all(cfg.get("logger"), "logger")
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
         log.info("logger=none: the learning-rate monitor has nowhere to log, so it is left out")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    return instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    extra = {"plugins": list(plugins)} if plugins else {}
+    return instantiate(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **extra
+    )
 
 
 def log_hyperparameters(cfg: DictConfig, task: L.LightningModule, trainer: L.Trainer) -> None:
     """The resolved config, tags and parameter counts, once (loggers write from rank 0 only)."""
     if not trainer.loggers:
         return
-    params = OmegaConf.to_container(cfg, resolve=True)
+    from lightyard.provenance import redact
+
+    params = redact(OmegaConf.to_container(cfg, resolve=True))
     params["params/total"] = sum(p.numel() for p in task.parameters())
     params["params/trainable"] = sum(p.numel() for p in task.parameters() if p.requires_grad)
     for logger in trainer.loggers:
@@ -125,10 +130,15 @@ def train(cfg: DictConfig) -> float | None:
         L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
 
+    from lightyard import reliability
+
+    ckpt_path = reliability.fit_checkpoint(cfg)
     datamodule = instantiate(cfg.data, "data")
     task = build_task(cfg)
     callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
-    trainer = build_trainer(cfg, callbacks)
+    callbacks += reliability.callbacks()
+    trainer = build_trainer(cfg, callbacks, reliability.plugins(cfg))
+    reliability.record_provenance(cfg, trainer, output_dir)
     log_hyperparameters(cfg, task, trainer)
 
     failed = True
@@ -136,7 +146,12 @@ def train(cfg: DictConfig) -> float | None:
         results: dict[str, Any] = {}
         if cfg.get("train"):
             log.info("Fitting")
-            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(
+                task,
+                datamodule=datamodule,
+                ckpt_path=ckpt_path,
+                weights_only=not cfg.get("trusted_checkpoint", False),
+            )
             results.update(_metrics(trainer))
         if cfg.get("test"):
             ckpt = (

@@ -1,1 +1,1 @@
-"""Lightning callbacks that lightyard adds to what Lightning ships."""
+"""Lightning callbacks that lightyard adds: throughput, progress, preemption, non-finite guard."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from lightyard.errors import ConfigError
 
@@ -38,13 +39,54 @@ def make_loader(
     if num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
     workers = num_workers > 0
-    return DataLoader(
+    # Stateful: Lightning saves the loader's position in every checkpoint, so a run resumed
+    # mid-epoch sees exactly the batches an uninterrupted run would; the shuffle order is a
+    # function of (run seed, epoch), independent of the global RNG that dropout draws from.
+    sampler = EpochShuffle(len(dataset), torch.initial_seed()) if shuffle else None
+    return StatefulDataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory and torch.cuda.is_available(),
         persistent_workers=persistent_workers and workers,
         prefetch_factor=4 if workers else None,
         collate_fn=collate_fn,
+        # worker seeds come from this generator, not from the global RNG (which a resume restores)
+        generator=torch.Generator().manual_seed(torch.initial_seed()),
     )
+
+
+class EpochShuffle(Sampler[int]):
+    """A random order per epoch, drawn from (seed, epoch) alone. Lightning sets the epoch (as for
+    a DistributedSampler) and the loader saves {epoch, position} in checkpoints, so a resumed run
+    continues each epoch's order exactly where the uninterrupted run would be."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+        self.yielded = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.size, generator=generator).tolist()
+        self.yielded, self._skip = self._skip, 0
+        for index in order[self.yielded :]:
+            self.yielded += 1
+            yield index
+
+    def __len__(self) -> int:
+        return self.size
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "yielded": self.yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        finished = state["yielded"] >= self.size  # saved at the end of an epoch: start the next
+        self.epoch = state["epoch"] + 1 if finished else state["epoch"]
+        self._skip = 0 if finished else state["yielded"]

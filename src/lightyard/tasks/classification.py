@@ -18,6 +18,12 @@ class ClassificationTask(Task):
     """Cross-entropy; accuracy and macro F1 per stage (computed once per epoch, no per-step sync);
     the best validation accuracy so far as `val/acc_best`; a confusion matrix at test."""
 
+    # what this task logs: monitors and optimized_metric are checked against it before a run
+    logged_metrics = (
+        "train/loss", "train/acc", "train/f1", "val/loss", "val/acc", "val/f1", "val/acc_best",
+        "test/loss", "test/acc", "test/f1",
+    )  # fmt: skip
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -39,6 +45,7 @@ class ClassificationTask(Task):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best so far
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.confusion_matrix: torch.Tensor | None = None
 
@@ -64,8 +71,10 @@ class ClassificationTask(Task):
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 
     def on_train_start(self):
-        # sanity-check batches must not count towards the best accuracy
-        self.val_acc_best.reset()
+        # sanity-check batches must not count towards the best accuracy; a resumed run keeps
+        # the best it had (restored from the checkpoint)
+        if self.trainer.ckpt_path is None:
+            self.val_acc_best.reset()
 
     def test_step(self, batch, batch_idx):
         _, logits, target = self._step(batch, "test", self.test_metrics)

@@ -1,0 +1,111 @@
+"""Runs killed at random moments (kill -9 during steps, validation and checkpoint saves; SIGTERM
+and SIGUSR1 preemption) and resumed end exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+EXACT = [
+    "trainer=cpu",
+    "trainer.deterministic=true",
+    "trainer.max_epochs=3",
+    "+trainer.enable_progress_bar=false",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_summary=null",
+    "callbacks.step_checkpoint.every_n_train_steps=3",
+    "print_config=false",
+]
+PREEMPTED = 75
+
+
+def _launch(run_dir: Path, *args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *EXACT, f"hydra.run.dir={run_dir}", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_fitting(run_dir: Path, seen: int, proc: subprocess.Popen) -> bool:
+    """Wait until this launch logged "Fitting" (torch imported, model built); False if it ended."""
+    log = run_dir / "train.log"
+    while proc.poll() is None:
+        if log.is_file() and log.read_text().count("- Fitting") > seen:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _checkpoints_load(run_dir: Path) -> None:
+    for ckpt in (run_dir / "checkpoints").glob("*.ckpt"):
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        assert "state_dict" in state and state["lightyard"]["version"], ckpt
+
+
+def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path):
+    reference = _launch(tmp_path / "reference", cwd=tmp_path)
+
+    run_dir = tmp_path / "interrupted"
+    rng = random.Random(0)
+    kills, preemptions, launches = 0, 0, 0
+    plan = [signal.SIGKILL] * 5 + [signal.SIGTERM] + [signal.SIGKILL] * 5 + [signal.SIGUSR1]
+    for signum in plan:
+        proc = _launch(run_dir, "resume=auto", cwd=tmp_path)
+        if not _wait_for_fitting(run_dir, launches, proc):
+            pytest.fail(f"launch {launches} ended early:\n{proc.stderr.read()[-3000:]}")
+        launches += 1
+        time.sleep(rng.uniform(0.0, 2.5))
+        if proc.poll() is not None:
+            break  # finished before this kill: the remaining plan is not needed
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+        if signum == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL
+            kills += 1
+        else:
+            assert proc.returncode == PREEMPTED, err[-3000:]
+            assert "preempted" in err
+            preemptions += 1
+        _checkpoints_load(run_dir)  # never a truncated or half-written checkpoint
+    assert kills >= 10 and preemptions == 2, (kills, preemptions)
+
+    final = _launch(run_dir, f"resume={run_dir}", cwd=tmp_path)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err[-3000:]
+    _, err = reference.communicate(timeout=300)
+    assert reference.returncode == 0, err[-3000:]
+
+    got = json.loads((run_dir / "metrics.json").read_text())
+    want = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    for key in ("test/acc", "test/loss", "test/f1", "val/acc", "val/loss", "val/acc_best"):
+        assert got[key] == pytest.approx(want[key], abs=1e-8), key
+    mine, theirs = _weights(run_dir / "checkpoints/last.ckpt"), _weights(
+        tmp_path / "reference/checkpoints/last.ckpt"
+    )
+    assert mine.keys() == theirs.keys()
+    for name in mine:
+        assert torch.allclose(mine[name].float(), theirs[name].float(), atol=1e-8, rtol=0), name
+    launches_recorded = list((run_dir / "provenance").glob("launch-*.json"))
+    assert len(launches_recorded) == launches + 1
