@@ -51,7 +51,11 @@ def _main(job, config_name: str) -> None:
 
 def train() -> None:
     """`lightyard-train` / `python train.py`: fit, then test the best checkpoint."""
-    _main(_train_job, "train")
+    from lightyard.launch import external_rank_overrides
+
+    with external_rank_overrides() as overrides:
+        sys.argv += overrides
+        _main(_train_job, "train")
 
 
 def evaluate() -> None:
