@@ -73,3 +73,43 @@ def test_ddp_and_fsdp2_match_one_process_and_checkpoints_cross_over(tmp_path):
         out = tmp_path / f"from_{source}"
         fit("auto", 1, 2 * B, 2 * STEPS, out, resume=tmp_path / f"{source}.ckpt")
         assert_same_weights(Path(f"{out}.ckpt"), tmp_path / "single_resumed.ckpt")
+
+
+@pytest.mark.slow
+def test_compiled_checkpoints_load_uncompiled_and_back(tmp_path):
+    """`compile=true` compiles the backbone in place: no `_orig_mod.` in checkpoint keys
+    (Lightning #17415), so compiled and plain runs load each other's checkpoints."""
+    import lightning as L
+
+    from tests.scale_worker import OrderedDigits, make_task
+
+    def trainer(steps: int) -> L.Trainer:
+        return L.Trainer(
+            accelerator="cpu",
+            max_steps=steps,
+            limit_val_batches=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+
+    data = OrderedDigits(batch_size=B, num_workers=0, pin_memory=False)
+    compiled = make_task("mlp")
+    compiled.compile_backbone = True
+    fit_compiled = trainer(2)
+    fit_compiled.fit(compiled, datamodule=data)
+    assert compiled.backbone._compiled_call_impl is not None  # it did compile
+    fit_compiled.save_checkpoint(tmp_path / "compiled.ckpt")
+    state = weights(tmp_path / "compiled.ckpt")
+    assert not [key for key in state if "_orig_mod" in key]
+
+    plain = make_task("mlp")
+    plain.load_state_dict(state)  # strict: every key matches
+    plain_trainer = trainer(4)
+    plain_trainer.fit(plain, datamodule=data, ckpt_path=tmp_path / "compiled.ckpt")
+    plain_trainer.save_checkpoint(tmp_path / "plain.ckpt")
+
+    again = make_task("mlp")
+    again.backbone.compile()  # what compile_backbone does in configure_model
+    again.load_state_dict(weights(tmp_path / "plain.ckpt"))

@@ -33,7 +33,7 @@ RANK_ENV = (
 LOG_RANKS_ENV = "LIGHTYARD_LOG_RANKS"
 JOBS = ("train", "evaluate")
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("lightyard.launch")  # also when run as __main__
 
 
 def rank_config_path(output_dir: str | Path) -> Path:
@@ -71,7 +71,7 @@ def external_rank_overrides() -> Iterator[list[str]]:
     with tempfile.TemporaryDirectory(prefix="lightyard-rank-") as scratch:
         overrides = [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
         if os.environ.get(LOG_RANKS_ENV) != "all":
-            overrides.append("hydra.job_logging.root.level=WARNING")
+            overrides.append("++hydra.job_logging.handlers.console.level=WARNING")
         yield overrides
 
 

@@ -68,6 +68,7 @@ class FSDP2Strategy(ModelParallelStrategy):
 
         if isinstance(backbone, FSDPModule):
             return
+        name = type(backbone).__name__  # fully_shard swaps the class for an FSDP<name> subclass
         mesh = self.device_mesh["data_parallel"]
         blocks = [m for m in backbone.modules() if isinstance(m, self.block_classes)]
         for block in blocks:
@@ -75,7 +76,7 @@ class FSDP2Strategy(ModelParallelStrategy):
                 checkpoint(block)  # composable: no wrapper module, no renamed parameters
             fully_shard(block, mesh=mesh, reshard_after_forward=self.reshard_after_forward)
         fully_shard(backbone, mesh=mesh, reshard_after_forward=self.reshard_after_forward)
-        log.info("FSDP2: sharded %d blocks of %s", len(blocks), type(backbone).__name__)
+        log.info("FSDP2: sharded %d blocks of %s", len(blocks), name)
 
 
 def _cuda_accelerator(accelerator: str) -> bool:
