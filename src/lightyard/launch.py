@@ -108,6 +108,17 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         print(f"lightyard: error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
+    finally:
+        close_process_group()
+
+
+def close_process_group() -> None:
+    """Close it before the interpreter exits: left to exit-time destructors, gloo's worker
+    threads can abort the process ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from lightning.fabric.utilities.distributed import _set_num_threads_if_needed
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig
 
-from lightyard.launch import RANK_ENV, save_rank_config
+from lightyard.launch import RANK_ENV, close_process_group, save_rank_config
 
 log = logging.getLogger(__name__)
 # how long rank 0 waits, after its own work, for the other ranks to exit
@@ -83,8 +83,7 @@ class SavedConfigLauncher(_SubprocessScriptLauncher):
                 else:
                     os.environ[key] = value
             torch.set_num_threads(self._saved_threads)
-            if torch.distributed.is_available() and torch.distributed.is_initialized():
-                torch.distributed.destroy_process_group()
+            close_process_group()
         bad = [(rank, code) for rank, code in enumerate(codes, start=1) if code != 0]
         if bad and not failed:
             raise RuntimeError(
@@ -107,13 +106,17 @@ def use_saved_config_launcher(trainer: L.Trainer, cfg: DictConfig, job: str) -> 
     """Give the trainer a launcher that starts ranks > 0 from this job's saved config. No-op for
     one process, for spawn launchers, and when torchrun/SLURM started the processes."""
     launcher = trainer.strategy.launcher
-    if type(launcher) is not _SubprocessScriptLauncher:
+    if type(launcher) is not _SubprocessScriptLauncher or launcher.num_processes < 2:
         return
     config_file = save_rank_config(cfg, cfg.paths.output_dir)
     trainer.strategy._launcher = SavedConfigLauncher(launcher, config_file, job)
 
 
 def finish_job(trainer: L.Trainer, failed: bool) -> None:
+    """End of a job: rank 0 of a launched job reaps its ranks; any other distributed process
+    closes its process group now, not in exit-time destructors."""
     launcher = trainer.strategy.launcher
     if isinstance(launcher, SavedConfigLauncher):
         launcher.finish(failed)
+    else:
+        close_process_group()
