@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from lightyard.cli import config_dir
 from lightyard.run import build_task, build_trainer, instantiate, instantiate_all
 
 GROUPS = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name != "hydra")
+# options that only build where their hardware is
+NEEDS_CUDA = {("trainer", "gpu")}
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 OPTIONS = [
-    (group, option.stem)
+    pytest.param(group, option.stem, marks=[pytest.mark.gpu, CUDA])
+    if (group, option.stem) in NEEDS_CUDA
+    else (group, option.stem)
     for group in GROUPS
     for option in sorted((config_dir() / group).glob("*.yaml"))
 ]
@@ -29,7 +35,11 @@ def test_every_yaml_starts_with_a_comment():
         assert first.startswith("# ") and len(first) > 10, f"{path} needs a one-line comment first"
 
 
-@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+@pytest.mark.parametrize(
+    ("group", "option"),
+    OPTIONS,
+    ids=[f"{g}={o}" for g, o in (getattr(p, "values", p) for p in OPTIONS)],
+)
 def test_option_composes_and_builds(group, option, cfg_factory, local_datasets):
     overrides = [f"{group}={option}"]
     if group == "data":

@@ -92,6 +92,7 @@ def _main(job, config_name: str) -> None:
 
 def train() -> None:
     """`lightyard-train` / `python train.py`: fit, then test the best checkpoint."""
+    from lightyard.launch import external_rank_overrides
     from lightyard.resume import resume_arguments
 
     try:
@@ -100,7 +101,9 @@ def train() -> None:
         _fail(error)
     if resumed is not None:
         sys.argv[1:] = resumed
-    _main(_train_job, "resume" if resumed is not None else "train")
+    with external_rank_overrides() as overrides:
+        sys.argv += overrides
+        _main(_train_job, "resume" if resumed is not None else "train")
 
 
 def evaluate() -> None:

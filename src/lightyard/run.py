@@ -16,7 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightyard.config_tree import print_config_tree
 from lightyard.errors import ConfigError
+from lightyard.rank_launcher import finish_job, use_saved_config_launcher
 from lightyard.run_dirs import find_best_checkpoint
+from lightyard.strategies import build_strategy
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +66,37 @@ def build_task(cfg: DictConfig) -> L.LightningModule:
             "interval": cfg.scheduler.get("interval", "epoch"),
             "monitor": cfg.scheduler.get("monitor"),
         }
-    return instantiate(
+    task = instantiate(
         cfg.task, "task", backbone=backbone, optimizer=optimizer, scheduler=scheduler
     )
+    task.compile_backbone = bool(cfg.get("compile"))
+    return task
 
 
-def build_trainer(cfg: DictConfig, callbacks: list[Any], plugins: list[Any] = ()) -> L.Trainer:
+def build_trainer(
+    cfg: DictConfig,
+    callbacks: list[Any],
+    task: L.LightningModule | None = None,
+    job: str = "train",
+    plugins: list[Any] = (),
+) -> L.Trainer:
+    """The Trainer; a strategy node is built with the task's backbone blocks, and ranks > 0 are
+    started from this job's saved config (lightyard.launch), never from the command line."""
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     loggers = instantiate_all(cfg.get("logger"), "logger")
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
         log.info("logger=none: the learning-rate monitor has nowhere to log, so it is left out")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    extra = {"plugins": list(plugins)} if plugins else {}
-    return instantiate(
+    strategy = build_strategy(cfg.trainer, task)
+    extra = {"strategy": strategy} if strategy is not None else {}
+    if plugins:
+        extra["plugins"] = list(plugins)
+    trainer = instantiate(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **extra
     )
+    use_saved_config_launcher(trainer, cfg, job)
+    return trainer
 
 
 def log_hyperparameters(cfg: DictConfig, task: L.LightningModule, trainer: L.Trainer) -> None:
@@ -91,8 +108,19 @@ def log_hyperparameters(cfg: DictConfig, task: L.LightningModule, trainer: L.Tra
     params = redact(OmegaConf.to_container(cfg, resolve=True))
     params["params/total"] = sum(p.numel() for p in task.parameters())
     params["params/trainable"] = sum(p.numel() for p in task.parameters() if p.requires_grad)
+    params.update(batch_sizes(cfg, trainer))
     for logger in trainer.loggers:
         logger.log_hyperparams(params)
+
+
+def batch_sizes(cfg: DictConfig, trainer: L.Trainer) -> dict[str, int]:
+    """data.batch_size is per device; the global batch is what one optimizer step sees."""
+    per_device = cfg.get("data", {}).get("batch_size")
+    if per_device is None:
+        return {}
+    accumulate = trainer.accumulate_grad_batches
+    world = trainer.num_devices * trainer.num_nodes
+    return {"batch/per_device": int(per_device), "batch/global": world * per_device * accumulate}
 
 
 def _metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -112,6 +140,19 @@ def write_results(output_dir: Path, results: dict[str, Any], task: L.LightningMo
 
 def trainer_is_global_zero(task: L.LightningModule) -> bool:
     return task._trainer is None or task.trainer.is_global_zero
+
+
+def log_global_batch(cfg: DictConfig, trainer: L.Trainer) -> None:
+    sizes = batch_sizes(cfg, trainer)
+    if sizes and trainer.is_global_zero:
+        log.info(
+            "Global batch %d = %d devices x %d nodes x batch %d x accumulation %d",
+            sizes["batch/global"],
+            trainer.num_devices,
+            trainer.num_nodes,
+            sizes["batch/per_device"],
+            trainer.accumulate_grad_batches,
+        )
 
 
 def finish_loggers(trainer: L.Trainer, failed: bool) -> None:
@@ -137,7 +178,8 @@ def train(cfg: DictConfig) -> float | None:
     task = build_task(cfg)
     callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
     callbacks += reliability.callbacks()
-    trainer = build_trainer(cfg, callbacks, reliability.plugins(cfg))
+    trainer = build_trainer(cfg, callbacks, task, plugins=reliability.plugins(cfg))
+    log_global_batch(cfg, trainer)
     reliability.record_provenance(cfg, trainer, output_dir)
     log_hyperparameters(cfg, task, trainer)
 
@@ -167,6 +209,7 @@ def train(cfg: DictConfig) -> float | None:
         failed = False
     finally:
         finish_loggers(trainer, failed)
+        finish_job(trainer, failed)
 
     metric = cfg.get("optimized_metric")
     if not metric or not (cfg.get("train") or cfg.get("test")):
@@ -191,7 +234,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data, "data")
     task = build_task(cfg)
     # the run's own callbacks: none acts in test, and Lightning expects those that wrote the file
-    trainer = build_trainer(cfg, instantiate_all(cfg.get("callbacks"), "callbacks"))
+    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
+    trainer = build_trainer(cfg, callbacks, task, job="evaluate")
     failed = True
     try:
         trainer.test(task, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
@@ -201,4 +245,5 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         failed = False
     finally:
         finish_loggers(trainer, failed)
+        finish_job(trainer, failed)
     return results

@@ -30,6 +30,9 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """Stage i: depths[i] blocks of widths[i] channels; each stage after the first halves H, W."""
 
+    # the repeated blocks: FSDP shards (and checkpoints activations of) each one as a unit
+    block_classes = (BasicBlock,)
+
     def __init__(
         self,
         in_channels: int,

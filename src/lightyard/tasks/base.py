@@ -14,7 +14,12 @@ from torch import nn
 
 class Task(L.LightningModule):
     """`optimizer` is a partial that takes the parameters; `scheduler` is the scheduler group's
-    node: {factory: partial taking the optimizer, interval: step|epoch, monitor: metric or None}."""
+    node: {factory: partial taking the optimizer, interval: step|epoch, monitor: metric or None}.
+
+    `compile_backbone` (the root config's `compile`) compiles the backbone in place with
+    `nn.Module.compile`, which keeps parameter names: no `_orig_mod.` in checkpoints."""
+
+    compile_backbone: bool = False
 
     def __init__(
         self,
@@ -27,6 +32,15 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_spec = scheduler or None
         self.channels_last = False
+
+    def configure_model(self) -> None:
+        """Runs once the strategy has its devices: FSDP2 shards the backbone here (the strategy
+        knows how), then the backbone is compiled. Safe to run again (test after fit)."""
+        parallelize = getattr(self.trainer.strategy, "parallelize", None)
+        if parallelize is not None:
+            parallelize(self.backbone)
+        if self.compile_backbone and self.backbone._compiled_call_impl is None:
+            self.backbone.compile()
 
     def forward(self, inputs):
         if isinstance(inputs, dict):
