@@ -32,16 +32,20 @@ def make_loader(
     pin_memory: bool,
     persistent_workers: bool = False,
     collate_fn=None,
+    batch_sampler=None,
 ) -> DataLoader:
     if batch_size < 1:
         raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
     if num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
     workers = num_workers > 0
+    if batch_sampler is not None:  # the sampler makes the batches (e.g. length buckets)
+        batch_size, shuffle = 1, False
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
+        batch_sampler=batch_sampler,
         num_workers=num_workers,
         pin_memory=pin_memory and torch.cuda.is_available(),
         persistent_workers=persistent_workers and workers,

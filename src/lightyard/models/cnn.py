@@ -6,6 +6,8 @@ from torch import nn
 
 
 class SimpleCNN(nn.Module):
+    input_kind = "image"
+
     def __init__(
         self,
         in_channels: int,

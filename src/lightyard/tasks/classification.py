@@ -18,6 +18,8 @@ class ClassificationTask(Task):
     """Cross-entropy; accuracy and macro F1 per stage (computed once per epoch, no per-step sync);
     the best validation accuracy so far as `val/acc_best`; a confusion matrix at test."""
 
+    input_kinds = ("image", "tokens")
+
     def __init__(
         self,
         backbone: nn.Module,
