@@ -36,6 +36,17 @@ def _kind(node: DictConfig | None, key: str, attribute: str):
     return (kinds,) if isinstance(kinds, str) else kinds
 
 
+def _option(cfg: DictConfig, group: str) -> str:
+    """The option a group was composed from (`lstm`), else its class name."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get(group)
+    except ValueError:  # no Hydra run (a config loaded by hand)
+        choice = None
+    return choice or cfg[group]._target_.rsplit(".", 1)[-1]
+
+
 def check_compatible(cfg: DictConfig) -> None:
     data = _kind(cfg.get("data"), "data", "input_kind")
     if not data:
@@ -47,8 +58,8 @@ def check_compatible(cfg: DictConfig) -> None:
         if accepted and data_kind not in accepted:
             theirs = ", ".join(KINDS.get(k, (k,))[0] for k in accepted)
             raise ConfigError(
-                f"{group}={cfg[group]._target_.rsplit('.', 1)[-1]} reads {theirs}, but data="
-                f"{cfg.data._target_.rsplit('.', 1)[-1]} yields {described}. "
+                f"{group}={_option(cfg, group)} reads {theirs}, but data={_option(cfg, 'data')} "
+                f"yields {described}. "
                 f"For this data use {model_options}; for this {group} pick data it can read "
                 f"({', '.join(KINDS[k][1] for k in accepted if k in KINDS)})"
             )
