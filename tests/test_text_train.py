@@ -150,3 +150,19 @@ def test_unknown_pretrained_name_is_a_config_error_offline(cfg_factory, local_da
     cfg = cfg_factory(*local_datasets["text_files"], "model=bert", "model.pretrained=no-such/model")
     with pytest.raises(ConfigError, match="could not be loaded"):
         train(cfg)
+
+
+@pytest.mark.parametrize("experiment", ["sst2_lstm", "sst2_bert"])
+def test_sst2_experiments_run_on_local_tsv_files(experiment, cfg_factory, text_files, tmp_path):
+    """The SST-2 recipes need nothing but the two file paths (format: sentence<TAB>label)."""
+    cfg = cfg_factory(
+        f"experiment={experiment}",
+        f"data.source.train={text_files['train_tsv']}",
+        f"data.source.val={text_files['dev_tsv']}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.vocab_size=300",
+        *FEW_STEPS,
+    )
+    assert cfg.model._target_.endswith(("RecurrentClassifier", "BertClassifier"))
+    train(cfg)
+    assert 0.0 <= _results(tmp_path)["test/acc"] <= 1.0
