@@ -211,6 +211,15 @@ def text_dataset_overrides(files: dict[str, Path], cache: Path) -> dict[str, lis
             *shared,
         ],
         "stdlib_lm": ["data=stdlib_lm", "model=gpt", "data.vocab_size=500", *shared],
+        **{
+            f"experiment={name}": [
+                f"data.source.train={files['train_tsv']}",
+                f"data.source.val={files['dev_tsv']}",
+                "data.vocab_size=300",
+                *shared,
+            ]
+            for name in ("sst2_lstm", "sst2_bert")
+        },
         "text_files_lm": [
             "data=text_files_lm",
             "model=gpt",

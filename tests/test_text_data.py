@@ -76,15 +76,45 @@ def test_batches_are_padded_per_batch_with_an_attention_mask(cfg_factory, local_
 
 
 def test_bucketing_groups_similar_lengths_and_keeps_every_index():
-    lengths = np.random.default_rng(0).integers(1, 200, 1000)
+    from torch.utils.data import RandomSampler, SequentialSampler
+
+    lengths = np.random.default_rng(0).integers(1, 200, 1010)
     torch.manual_seed(0)
-    sampler = BucketBatchSampler(lengths, batch_size=20, shuffle=True, pool_batches=10)
+    sampler = BucketBatchSampler(RandomSampler(range(1010)), 20, False, lengths, pool_batches=10)
     batches = list(sampler)
-    assert len(batches) == len(sampler) == 50
-    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert len(batches) == len(sampler) == 51
+    assert sorted(i for b in batches for i in b) == list(range(1010))
     spread = np.mean([np.ptp(lengths[b]) for b in batches])
-    random_spread = np.mean([np.ptp(lengths[b]) for b in np.array_split(np.arange(1000), 50)])
+    random_spread = np.mean([np.ptp(lengths[b]) for b in np.array_split(np.arange(1010), 51)])
     assert spread < random_spread / 4
+    assert batches != list(sampler)  # a new order every epoch
+    for drop_last in (False, True):
+        evaluation = BucketBatchSampler(
+            SequentialSampler(range(1010)), 20, drop_last, lengths, shuffle=False
+        )
+        assert len(list(evaluation)) == len(evaluation) == (50 if drop_last else 51)
+
+
+def test_bucketing_takes_lightnings_distributed_sampler():
+    """Under DDP Lightning re-creates the batch sampler around a DistributedSampler."""
+    from lightning.fabric.utilities.data import _replace_dunder_methods
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
+
+    lengths = np.arange(100)
+    data = list(range(100))
+    # as Lightning calls train_dataloader(): recording how the batch sampler was made
+    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
+        loader = DataLoader(
+            data, batch_sampler=BucketBatchSampler(RandomSampler(data), 10, False, lengths)
+        )
+    shards = [DistributedSampler(data, num_replicas=2, rank=r, shuffle=True) for r in (0, 1)]
+    seen = []
+    for shard in shards:
+        updated = _update_dataloader(loader, shard)
+        assert isinstance(updated.batch_sampler, BucketBatchSampler)
+        seen += [i for batch in updated for i in batch.tolist()]
+    assert sorted(seen) == data
 
 
 def _count_work(monkeypatch):

@@ -153,16 +153,11 @@ def test_unknown_pretrained_name_is_a_config_error_offline(cfg_factory, local_da
 
 
 @pytest.mark.parametrize("experiment", ["sst2_lstm", "sst2_bert"])
-def test_sst2_experiments_run_on_local_tsv_files(experiment, cfg_factory, text_files, tmp_path):
+def test_sst2_experiments_run_on_local_tsv_files(experiment, cfg_factory, local_datasets, tmp_path):
     """The SST-2 recipes need nothing but the two file paths (format: sentence<TAB>label)."""
-    cfg = cfg_factory(
-        f"experiment={experiment}",
-        f"data.source.train={text_files['train_tsv']}",
-        f"data.source.val={text_files['dev_tsv']}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "data.vocab_size=300",
-        *FEW_STEPS,
-    )
+    paths = local_datasets[f"experiment={experiment}"]
+    assert [p.split("=")[0] for p in paths[:2]] == ["data.source.train", "data.source.val"]
+    cfg = cfg_factory(f"experiment={experiment}", *paths, *FEW_STEPS)
     assert cfg.model._target_.endswith(("RecurrentClassifier", "BertClassifier"))
     train(cfg)
     assert 0.0 <= _results(tmp_path)["test/acc"] <= 1.0

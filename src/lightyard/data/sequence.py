@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import BatchSampler, Dataset, Sampler
 
 
 class TokenSequences(Dataset):
@@ -91,45 +91,47 @@ class BlockCollate:
         return {"input_ids": inputs, "attention_mask": torch.ones_like(inputs)}, blocks[:, 1:]
 
 
-class BucketBatchSampler(Sampler[list[int]]):
-    """Batches of similar length, so little compute goes to padding. Training: indices are
-    shuffled, cut into pools of `pool_batches` batches, sorted by length within each pool, and
-    the batches shuffled again. Evaluation: all indices sorted by length."""
+class BucketBatchSampler(BatchSampler):
+    """Batches of similar length, so little compute goes to padding. The indices come from
+    `sampler` (random for training; Lightning swaps in a DistributedSampler under DDP, which is
+    why this is a BatchSampler taking `sampler` first), are cut into pools of `pool_batches`
+    batches and sorted by length within each pool; the batches are then shuffled again when
+    `shuffle` is set. Evaluation (shuffle off) sorts everything by length."""
 
     def __init__(
         self,
-        lengths: np.ndarray,
+        sampler: Sampler[int],
         batch_size: int,
-        shuffle: bool,
+        drop_last: bool,
+        lengths: np.ndarray,
         pool_batches: int = 50,
-        drop_last: bool = False,
+        shuffle: bool = True,
     ) -> None:
+        super().__init__(sampler, batch_size, drop_last)
         self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
+        self.pool_batches = max(1, pool_batches)
         self.shuffle = shuffle
-        self.pool = max(1, pool_batches) * batch_size
-        self.drop_last = drop_last
-
-    def __len__(self) -> int:
-        n = len(self.lengths)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        n = len(self.lengths)
-        if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
-            batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
-        else:
-            order = torch.randperm(n).numpy()
-            batches = []
-            for start in range(0, n, self.pool):
-                pool = order[start : start + self.pool]
-                pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-                batches += [
-                    pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)
-                ]
+        order = np.fromiter(iter(self.sampler), dtype=np.int64)
+        pool = self.pool_batches * self.batch_size if self.shuffle else max(1, len(order))
+        batches = []
+        for start in range(0, len(order), pool):
+            part = order[start : start + pool]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
         for batch in batches:
-            if self.drop_last and len(batch) < self.batch_size:
-                continue
             yield batch.tolist()
+
+    def __len__(self) -> int:
+        # pools may end in a short batch each; count them as __iter__ makes them
+        n = len(self.sampler)
+        pool = self.pool_batches * self.batch_size if self.shuffle else max(1, n)
+        full, rest = divmod(n, pool)
+        per_pool = pool // self.batch_size if self.drop_last else -(-pool // self.batch_size)
+        last = rest // self.batch_size if self.drop_last else -(-rest // self.batch_size)
+        return full * per_pool + last

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 from lightyard.data.base import SplitDataModule
 from lightyard.data.loaders import make_loader, seeded_split
@@ -232,8 +232,9 @@ class TextClassificationDataModule(TokenDataModule):
         if not self.bucket:
             return super()._loader(split, shuffle)
         dataset = self.datasets[split]
+        order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
         sampler = BucketBatchSampler(
-            dataset.lengths(), self.batch_size, shuffle, self.bucket_pool_batches
+            order, self.batch_size, False, dataset.lengths(), self.bucket_pool_batches, shuffle
         )
         return make_loader(
             dataset,
