@@ -129,15 +129,147 @@ def write_image_folder(root: Path, classes: int = 3, per_class: int = 10, size: 
     return root
 
 
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "happy", "bright", "warm"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "sad", "grim", "cold", "boring"]
+FILLER = ["the", "a", "film", "story", "was", "really", "quite", "and", "it", "plot", '"so"', "'n"]
+
+
+def sentiment_rows(n: int, seed: int) -> list[tuple[str, int]]:
+    """Trivially separable sentences (a positive or a negative word among filler), quotes kept."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = list(rng.choice(FILLER, size=rng.integers(2, 12)))
+        words.insert(int(rng.integers(0, len(words) + 1)), rng.choice([NEGATIVE, POSITIVE][label]))
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_text_files(root: Path) -> dict[str, Path]:
+    """The same labelled sentences as SST-2 TSV (sentence<TAB>label, header, train/dev files),
+    CSV, JSONL and Parquet, and unlabelled documents for language modeling."""
+    import json
+
+    import pandas as pd
+
+    root.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split, n, seed in (("train", 240, 0), ("dev", 60, 1)):
+        rows = sentiment_rows(n, seed)
+        tsv = root / f"{split}.tsv"
+        tsv.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+        frame = pd.DataFrame({"text": [t for t, _ in rows], "label": [y for _, y in rows]})
+        frame.to_csv(root / f"{split}.csv", index=False)
+        frame.to_parquet(root / f"{split}.parquet")
+        frame.to_json(root / f"{split}.jsonl", orient="records", lines=True)
+        files |= {f"{split}_{ext}": root / f"{split}.{ext}" for ext in ("tsv", "csv", "parquet")}
+        files[f"{split}_jsonl"] = root / f"{split}.jsonl"
+    docs = [" ".join(t for t, _ in sentiment_rows(30, seed)) for seed in range(12)]
+    (root / "docs.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    files["docs_jsonl"] = root / "docs.jsonl"
+    return files
+
+
+def text_dataset_overrides(files: dict[str, Path], cache: Path) -> dict[str, list[str]]:
+    """Overrides that point each text DataModule at small local data, with a model that reads it;
+    the token cache is shared (its key separates the sets)."""
+    shared = [f"data.cache_dir={cache}"]
+    return {
+        "listops": [
+            "data=listops",
+            "model=lstm",
+            "data.source.num_train=300",
+            "data.source.num_val=60",
+            "data.source.num_test=60",
+            *shared,
+        ],
+        "stdlib_docstrings": [
+            "data=stdlib_docstrings",
+            "model=transformer",
+            "data.source.max_per_package=30",
+            "data.vocab_size=600",
+            *shared,
+        ],
+        "text_files": [
+            "data=text_files",
+            "model=lstm",
+            f"data.source.train={files['train_tsv']}",
+            f"data.source.val={files['dev_tsv']}",
+            "data.source.text_column=sentence",
+            "data.vocab_size=300",
+            *shared,
+        ],
+        "hf_text": [
+            "data=hf_text",
+            "model=lstm",
+            "data.source.path=csv",
+            f"data.source.data_files={{train:'{files['train_csv']}',dev:'{files['dev_csv']}'}}",
+            "data.source.splits={train:train,val:dev,test:null}",
+            f"data.source.cache_dir={cache}/hf",
+            "data.vocab_size=300",
+            *shared,
+        ],
+        "stdlib_lm": ["data=stdlib_lm", "model=gpt", "data.vocab_size=500", *shared],
+        **{
+            f"experiment={name}": [
+                f"data.source.train={files['train_tsv']}",
+                f"data.source.val={files['dev_tsv']}",
+                "data.vocab_size=300",
+                *shared,
+            ]
+            for name in ("sst2_lstm", "sst2_bert")
+        },
+        "text_files_lm": [
+            "data=text_files_lm",
+            "model=gpt",
+            f"data.source.train={files['docs_jsonl']}",
+            "data.val_fraction=0.25",
+            "data.vocab_size=300",
+            "data.block_size=32",
+            *shared,
+        ],
+    }
+
+
+def save_tiny_bert(folder: Path, num_labels: int = 2, weights: bool = True) -> Path:
+    """A BERT tokenizer whose vocabulary holds every word of the sentiment rows, and (optionally)
+    a tiny BertForSequenceClassification, saved as from_pretrained expects them."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    words = sorted({w.strip("\"'") for w in FILLER + POSITIVE + NEGATIVE} | {'"', "'", "n"})
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(specials + words)})
+    tokenizer.save_pretrained(folder)
+    if weights:
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            num_labels=num_labels,
+        )
+        BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
-def local_datasets(tmp_path_factory) -> dict[str, list[str]]:
+def text_files(tmp_path_factory) -> dict[str, Path]:
+    return write_text_files(tmp_path_factory.mktemp("text"))
+
+
+@pytest.fixture(scope="session")
+def local_datasets(tmp_path_factory, text_files) -> dict[str, list[str]]:
     """Overrides that point each image DataModule at small local files (no download)."""
     root = tmp_path_factory.mktemp("datasets")
     write_mnist(root, "MNIST")
     write_mnist(root, "FashionMNIST")
     write_cifar10(root)
     folder = write_image_folder(root / "folder")
-    return {
+    text = text_dataset_overrides(text_files, tmp_path_factory.mktemp("token_cache"))
+    return text | {
         "digits": ["data=digits"],
         "mnist": ["data=mnist", f"data.root={root}", "data.download=false", "data.num_workers=0"],
         "fashion_mnist": [

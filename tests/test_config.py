@@ -44,6 +44,8 @@ def test_option_composes_and_builds(group, option, cfg_factory, local_datasets):
     overrides = [f"{group}={option}"]
     if group == "data":
         overrides = local_datasets[option]
+    elif f"{group}={option}" in local_datasets:  # an option that needs local files
+        overrides += local_datasets[f"{group}={option}"]
     cfg = cfg_factory(*overrides)
     OmegaConf.resolve(cfg)  # every interpolation resolves
 

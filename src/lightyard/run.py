@@ -14,6 +14,7 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from lightyard.compat import check_compatible
 from lightyard.config_tree import print_config_tree
 from lightyard.errors import ConfigError
 from lightyard.rank_launcher import finish_job, use_saved_config_launcher
@@ -165,6 +166,7 @@ def finish_loggers(trainer: L.Trainer, failed: bool) -> None:
 def train(cfg: DictConfig) -> float | None:
     """Fit, test the best checkpoint, and return cfg.optimized_metric (for sweepers)."""
     quiet_known_noise()
+    check_compatible(cfg)
     if cfg.get("print_config"):
         print_config_tree(cfg)
     if cfg.get("seed") is not None:
@@ -226,6 +228,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     quiet_known_noise()
     if "model" not in cfg or "data" not in cfg:
         raise ConfigError("eval needs run_dir=<training run dir> or ckpt_path=<checkpoint in one>")
+    check_compatible(cfg)
     if cfg.get("print_config"):
         print_config_tree(cfg)
     ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else find_best_checkpoint(Path(cfg.run_dir))

@@ -11,6 +11,9 @@ from lightyard.data.loaders import make_loader
 class SplitDataModule(L.LightningDataModule):
     """Subclasses fill `self.datasets` with "train", "val" and "test" in `setup`."""
 
+    # what a batch's inputs are: image, tokens or lm; models and tasks declare what they read
+    input_kind = "image"
+
     def __init__(
         self,
         batch_size: int,

@@ -33,20 +33,25 @@ def make_loader(
     pin_memory: bool,
     persistent_workers: bool = False,
     collate_fn=None,
+    batch_sampler=None,
 ) -> DataLoader:
     if batch_size < 1:
         raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size}")
     if num_workers < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
     workers = num_workers > 0
-    # Stateful: Lightning saves the loader's position in every checkpoint, so a run resumed
-    # mid-epoch sees exactly the batches an uninterrupted run would; the shuffle order is a
-    # function of (run seed, epoch), independent of the global RNG that dropout draws from.
-    sampler = EpochShuffle(len(dataset), torch.initial_seed()) if shuffle else None
+    if batch_sampler is not None:  # the sampler makes the batches (e.g. length buckets)
+        batch_size, sampler = 1, None
+    else:
+        # Stateful: Lightning saves the loader's position in every checkpoint, so a run resumed
+        # mid-epoch sees exactly the batches an uninterrupted run would; the shuffle order is a
+        # function of (run seed, epoch), independent of the global RNG that dropout draws from.
+        sampler = EpochShuffle(len(dataset), torch.initial_seed()) if shuffle else None
     return StatefulDataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
+        batch_sampler=batch_sampler,
         num_workers=num_workers,
         pin_memory=pin_memory and torch.cuda.is_available(),
         persistent_workers=persistent_workers and workers,

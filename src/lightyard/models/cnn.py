@@ -22,6 +22,7 @@ class ConvBlock(nn.Sequential):
 class SimpleCNN(nn.Module):
     # the repeated blocks: FSDP shards (and checkpoints activations of) each one as a unit
     block_classes = (ConvBlock,)
+    input_kind = "image"
 
     def __init__(
         self,

@@ -28,6 +28,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
+    input_kind = "image"
+
     """Stage i: depths[i] blocks of widths[i] channels; each stage after the first halves H, W."""
 
     # the repeated blocks: FSDP shards (and checkpoints activations of) each one as a unit

@@ -23,6 +23,7 @@ class ClassificationTask(Task):
         "train/loss", "train/acc", "train/f1", "val/loss", "val/acc", "val/f1", "val/acc_best",
         "test/loss", "test/acc", "test/f1",
     )  # fmt: skip
+    input_kinds = ("image", "tokens")
 
     def __init__(
         self,

@@ -1,0 +1,264 @@
+"""Where raw text comes from: local files, Hugging Face `datasets`, the Python standard library,
+or a generator. A source returns its splits as texts (and labels) and a fingerprint that names
+its content, which keys the token cache, so a cached run never needs to read the source again."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lightyard.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+FILE_FORMATS |= {".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass
+class RawSplit:
+    texts: list[str]
+    labels: list[Any] | None = None
+
+
+def _file_stat(path: str, key: str) -> dict[str, Any]:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(
+            f"{key}={path} is not a file; point it at a CSV, TSV, JSONL or Parquet file"
+        )
+    stat = file.stat()
+    return {"path": str(file.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+
+
+def _stable_bucket(text: str, buckets: int = 100) -> int:
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little") % buckets
+
+
+class FileSource:
+    """Local CSV, TSV, JSONL or Parquet files (format from the extension unless `format` is set),
+    one file per split; `val` and `test` may be left out."""
+
+    def __init__(
+        self,
+        train: str,
+        val: str | None = None,
+        test: str | None = None,
+        text_column: str = "text",
+        label_column: str | None = "label",
+        format: str | None = None,
+    ) -> None:
+        self.files = {"train": train, "val": val, "test": test}
+        self.text_column = text_column
+        self.label_column = label_column
+        self.format = format
+
+    def fingerprint(self) -> dict[str, Any]:
+        files = {s: _file_stat(p, f"data.source.{s}") for s, p in self.files.items() if p}
+        return {
+            "files": files,
+            "columns": [self.text_column, self.label_column],
+            "format": self.format,
+        }
+
+    def _format(self, path: str) -> str:
+        fmt = self.format or FILE_FORMATS.get(Path(path).suffix.lower())
+        if fmt not in set(FILE_FORMATS.values()):
+            raise ConfigError(
+                f"cannot tell the format of {path}; set data.source.format to one of "
+                "csv, tsv, jsonl, parquet"
+            )
+        return fmt
+
+    def _read(self, split: str, path: str) -> RawSplit:
+        import csv
+
+        import pandas as pd
+
+        fmt = self._format(path)
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+        elif fmt == "jsonl":
+            frame = pd.read_json(path, lines=True)
+        else:  # TSV sentiment sets (SST-2) hold raw quotes: never treat them as quoting
+            sep = "\t" if fmt == "tsv" else ","
+            quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+            frame = pd.read_csv(path, sep=sep, quoting=quoting, keep_default_na=False)
+        columns = [self.text_column] + ([self.label_column] if self.label_column else [])
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ConfigError(
+                f"data.source.{split}={path} has no column {missing[0]!r}; its columns are "
+                f"{', '.join(map(str, frame.columns))}: set data.source.text_column / label_column"
+            )
+        labels = frame[self.label_column].tolist() if self.label_column else None
+        return RawSplit(frame[self.text_column].astype(str).tolist(), labels)
+
+    def load(self) -> dict[str, RawSplit]:
+        return {s: self._read(s, p) for s, p in self.files.items() if p}
+
+
+class HFSource:
+    """A Hugging Face `datasets` dataset: a Hub name (needs network or the HF cache) or a builder
+    such as "csv"/"json"/"parquet" with `data_files`. `splits` maps our split names to its own."""
+
+    def __init__(
+        self,
+        path: str,
+        name: str | None = None,
+        data_files: Any = None,
+        revision: str | None = None,
+        splits: dict[str, str] | None = None,
+        text_column: str = "text",
+        label_column: str | None = "label",
+        cache_dir: str | None = None,
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.data_files = data_files
+        self.revision = revision
+        self.splits = dict(splits or {"train": "train", "val": "validation", "test": "test"})
+        self.text_column = text_column
+        self.label_column = label_column
+        self.cache_dir = cache_dir
+
+    def _local_files(self) -> list[dict[str, Any]]:
+        if not self.data_files:
+            return []
+        files = self.data_files
+        files = files.values() if hasattr(files, "values") else [files]
+        flat = [f for group in files for f in ([group] if isinstance(group, str) else group)]
+        return [_file_stat(f, "data.source.data_files") for f in flat]
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "hf": [self.path, self.name, self.revision],
+            "files": self._local_files(),
+            "splits": self.splits,
+            "columns": [self.text_column, self.label_column],
+        }
+
+    def load(self) -> dict[str, RawSplit]:
+        import datasets
+
+        data_files = self.data_files
+        if hasattr(data_files, "items"):
+            data_files = {k: (v if isinstance(v, str) else list(v)) for k, v in data_files.items()}
+        try:
+            loaded = datasets.load_dataset(
+                self.path,
+                self.name,
+                data_files=data_files,
+                revision=self.revision,
+                cache_dir=self.cache_dir,
+            )
+        except (FileNotFoundError, ConnectionError, ValueError) as error:
+            raise ConfigError(
+                f"data.source.path={self.path!r} could not be loaded by `datasets`: {error}"
+            ) from None
+        result = {}
+        for ours, theirs in self.splits.items():
+            if theirs is None:
+                continue
+            if theirs not in loaded:
+                raise ConfigError(
+                    f"data.source.splits.{ours}={theirs!r} is not a split of {self.path}; "
+                    f"it has: {', '.join(loaded)}"
+                )
+            part = loaded[theirs]
+            for column in (self.text_column, self.label_column):
+                if column and column not in part.column_names:
+                    raise ConfigError(
+                        f"{self.path}[{theirs}] has no column {column!r}; columns: "
+                        f"{', '.join(part.column_names)} (set data.source.text_column/label_column)"
+                    )
+            labels = list(part[self.label_column]) if self.label_column else None
+            result[ours] = RawSplit([str(t) for t in part[self.text_column]], labels)
+        return result
+
+
+def _stdlib_root() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+class StdlibDocstringSource:
+    """Docstrings of the standard library's modules, classes and functions, labelled by the
+    package they come from (asyncio, email, ...): real English text on every Python install.
+    A hash of each docstring's place puts it in train, val or test, so splits never move."""
+
+    def __init__(self, packages: list[str], min_chars: int = 40, max_per_package: int = 400):
+        self.packages = list(packages)
+        self.min_chars = min_chars
+        self.max_per_package = max_per_package
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "stdlib": [str(_stdlib_root()), sys.version],
+            "packages": self.packages,
+            "min_chars": self.min_chars,
+            "max_per_package": self.max_per_package,
+        }
+
+    def _docstrings(self, package: str) -> list[tuple[str, str]]:
+        import ast
+
+        root = _stdlib_root()
+        folder = root / package
+        if not folder.is_dir():
+            raise ConfigError(f"the standard library here has no package {package!r} under {root}")
+        found = []
+        for file in sorted(folder.rglob("*.py")):
+            if "test" in file.relative_to(root).parts[:-1]:
+                continue
+            try:
+                tree = ast.parse(file.read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError):
+                continue
+            for node in ast.walk(tree):
+                kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+                if isinstance(node, kinds):
+                    doc = ast.get_docstring(node)
+                    if doc and len(doc) >= self.min_chars:
+                        place = f"{file.relative_to(root)}:{getattr(node, 'name', '')}"
+                        found.append((place, " ".join(doc.split())))
+        return found[: self.max_per_package]
+
+    def load(self) -> dict[str, RawSplit]:
+        splits = {s: RawSplit([], []) for s in SPLITS}
+        for package in self.packages:
+            for place, doc in self._docstrings(package):
+                bucket = _stable_bucket(place)
+                split = "val" if bucket < 10 else "test" if bucket < 20 else "train"
+                splits[split].texts.append(doc)
+                splits[split].labels.append(package)
+        return splits
+
+
+class StdlibTopicsSource:
+    """Python's own help pages (`pydoc_data.topics`, what `help("for")` prints): ~460k characters
+    of real English prose and code for language modeling; whole pages go to val or test."""
+
+    def __init__(self, val_percent: int = 10, test_percent: int = 10) -> None:
+        self.val_percent = val_percent
+        self.test_percent = test_percent
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"pydoc_topics": sys.version, "split": [self.val_percent, self.test_percent]}
+
+    def load(self) -> dict[str, RawSplit]:
+        from pydoc_data.topics import topics
+
+        splits = {s: RawSplit([]) for s in SPLITS}
+        for name in sorted(topics):
+            bucket = _stable_bucket(name)
+            if bucket < self.val_percent:
+                split = "val"
+            elif bucket < self.val_percent + self.test_percent:
+                split = "test"
+            else:
+                split = "train"
+            splits[split].texts.append(topics[name])
+        return splits
