@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightyard.config_tree import print_config_tree
 from lightyard.errors import ConfigError
 from lightyard.run_dirs import find_best_checkpoint
+from lightyard.sweeps.pruning import trial_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def finish_loggers(trainer: L.Trainer, failed: bool) -> None:
             logger.experiment.finish(exit_code=1 if failed else 0)
 
 
-def train(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | list[float] | None:
     """Fit, test the best checkpoint, and return cfg.optimized_metric (for sweepers)."""
     quiet_known_noise()
     if cfg.get("print_config"):
@@ -127,7 +128,7 @@ def train(cfg: DictConfig) -> float | None:
 
     datamodule = instantiate(cfg.data, "data")
     task = build_task(cfg)
-    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
+    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks") + trial_callbacks(cfg)
     trainer = build_trainer(cfg, callbacks)
     log_hyperparameters(cfg, task, trainer)
 
@@ -156,11 +157,14 @@ def train(cfg: DictConfig) -> float | None:
     metric = cfg.get("optimized_metric")
     if not metric or not (cfg.get("train") or cfg.get("test")):
         return None
-    if metric not in results:
-        raise ConfigError(
-            f"optimized_metric={metric} was never logged; logged: {', '.join(sorted(results))}"
-        )
-    return results[metric]
+    # a list of metrics is for multi-objective sweeps: the job returns one value per metric
+    names = [metric] if isinstance(metric, str) else list(metric)
+    for name in names:
+        if name not in results:
+            raise ConfigError(
+                f"optimized_metric={name} was never logged; logged: {', '.join(sorted(results))}"
+            )
+    return results[metric] if isinstance(metric, str) else [results[name] for name in names]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
