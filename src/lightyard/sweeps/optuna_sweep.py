@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,8 @@ class OptunaSweep:
     def run(self, arguments: Sequence[str]) -> SweepResult:
         import optuna
 
+        # ask/tell is Optuna's API for trials run elsewhere; it warns when storages heartbeat
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         _save_atomically(self.config, sweep_dir / "multirun.yaml")
@@ -122,7 +125,24 @@ class OptunaSweep:
             studies.build_sampler(sampler_conf, seed, space),
             pruner,
         )
+        # one sampler for this run, seeded past the trials so far: a re-run draws new points
+        study.sampler = studies.build_sampler(
+            sampler_conf, studies.run_seed(seed, sampler_conf, len(study.trials)), space
+        )
         optuna.storages.fail_stale_trials(study)
+        for params in self.conf.get("enqueue") or []:
+            # lists and dicts are categorical choices in their override form (search_space.py)
+            fixed_params = {
+                k: v if isinstance(v, (str, int, float, bool)) else override_value(v)
+                for k, v in OmegaConf.to_container(params, resolve=True).items()
+            }
+            unknown = sorted(set(fixed_params) - set(space))
+            if unknown:
+                raise ConfigError(
+                    f"hydra.sweeper.enqueue: {', '.join(unknown)} not in the search space "
+                    f"({', '.join(space)}); Optuna would silently ignore them"
+                )
+            study.enqueue_trial(fixed_params, skip_if_exists=True)
         sample = {key: _sample_value(dist) for key, dist in space.items()}
         self._validate([*fixed, *param_overrides(sample), *self._wiring(url, 0)])
         log.info(
@@ -139,9 +159,6 @@ class OptunaSweep:
         while started < n_trials:
             trials = []
             for _ in range(min(n_jobs, n_trials - started)):
-                study.sampler = studies.build_sampler(
-                    sampler_conf, None if seed is None else int(seed) + len(study.trials), space
-                )
                 if isinstance(study.sampler, optuna.samplers.GridSampler):
                     if study.sampler.is_exhausted(study):
                         break
@@ -174,7 +191,14 @@ class OptunaSweep:
 
     @staticmethod
     def _tell(study, trial, result: Outcome, job, metrics: list[str]) -> None:
+        import optuna
         from optuna.trial import TrialState
+
+        sampler = study.sampler
+        if isinstance(sampler, optuna.samplers.GridSampler):
+            # its after_trial calls study.stop() on the last grid point, which Optuna only allows
+            # inside study.optimize; the sweep loop checks is_exhausted itself
+            study.sampler = optuna.samplers.RandomSampler()
 
         hydra_cfg = getattr(job, "hydra_cfg", None)
         if hydra_cfg is not None:
@@ -191,3 +215,4 @@ class OptunaSweep:
         else:
             study.tell(trial, state=TrialState.FAIL)
             log.warning("trial %d failed: %s", trial.number, result.reason)
+        study.sampler = sampler

@@ -22,12 +22,11 @@ def trial_rows(study, metrics: Sequence[str]) -> list[dict[str, Any]]:
     for trial in study.trials:
         row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
         for i, metric in enumerate(metrics):
-            values = trial.values
-            if values is None and trial.intermediate_values and len(metrics) == 1:
-                values = [trial.intermediate_values[max(trial.intermediate_values)]]
-            row[metric] = values[i] if values else None
+            row[metric] = trial.values[i] if trial.values else None
         for key in params:
             row[key] = trial.params.get(key)
+        # validations reported to the trial: where a pruned trial stopped
+        row["epochs"] = len(trial.intermediate_values)
         duration = trial.duration
         row["duration_s"] = round(duration.total_seconds(), 1) if duration else None
         row["job_dir"] = trial.user_attrs.get("job_dir", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ def open_storage(url: str, heartbeat: bool = False):
         kwargs.update(heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(url, **kwargs)
+            with warnings.catch_warnings():
+                # heartbeats are marked experimental, though stable since optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, **kwargs)
         except OperationalError:
             if attempt == 4:
                 raise
@@ -114,6 +118,14 @@ def build_pruner(conf: Mapping[str, Any] | None):
         return hydra.utils.instantiate(dict(conf))
     except Exception as error:
         raise ConfigError(f"hydra.sweeper.pruner could not be built: {error}") from None
+
+
+def run_seed(seed: int | None, sampler_conf: Mapping[str, Any], n_trials: int) -> int | None:
+    """The sampler seed for this run of a sweep: offset by the trials so far, so a re-run draws
+    new points. Not for the grid sampler, whose seed fixes the grid's order across re-runs."""
+    if seed is None or str(sampler_conf.get("_target_", "")).endswith("GridSampler"):
+        return seed
+    return int(seed) + n_trials
 
 
 def grid_space(space: Mapping[str, Any]) -> dict[str, list[Any]]:
