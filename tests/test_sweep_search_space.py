@@ -96,7 +96,9 @@ def test_storage_defaults_to_the_sweep_dir_and_journal_files_work(tmp_path):
     storage = open_storage(f"journal:{tmp_path / 'j' / 'study.log'}")
     study = optuna.create_study(study_name="s", storage=storage)
     study.tell(study.ask({"x": FloatDistribution(0, 1)}), 1.0)
-    reopened = optuna.load_study(study_name="s", storage=open_storage(f"journal:{tmp_path}/j/study.log"))
+    reopened = optuna.load_study(
+        study_name="s", storage=open_storage(f"journal:{tmp_path}/j/study.log")
+    )
     assert len(reopened.trials) == 1
 
 

@@ -62,12 +62,11 @@ def test_sweep_writes_study_and_report_and_a_rerun_continues_it(tmp_path):
     out = run_cli(
         "train.py",
         *command[2:],
-        f"hydra.searchpath=[file://{tmp_path / 'search_conf'}]",
-        *[f"+trainer.{k}={v}" for k, v in TINY_TRIAL["trainer"].items() if k.startswith("limit")],
+        f"hydra.searchpath=[file://{tmp_path / 'search_conf'}]",  # where the test's search is
         cwd=tmp_path,
     )
     assert out.returncode == 0, explain(out)
-    [run] = run_dirs(tmp_path / "outputs")
+    [run] = [r for r in run_dirs(tmp_path / "outputs") if "studies" not in r.parts]
     result = json.loads((run / "metrics.json").read_text())
     assert result["val/acc_best"] == pytest.approx(best.value, abs=1e-6)
 
@@ -75,7 +74,10 @@ def test_sweep_writes_study_and_report_and_a_rerun_continues_it(tmp_path):
 def test_crashed_and_nan_trials_fail_and_the_sweep_goes_on(tmp_path):
     out = _sweep(
         tmp_path,
-        params={"optimizer.lr": "tag(log, interval(1e-3, 1e-2))", "model.dropout": "interval(0, 0.3)"},
+        params={
+            "optimizer.lr": "tag(log, interval(1e-3, 1e-2))",
+            "model.dropout": "interval(0, 0.3)",
+        },
         optimized_metric="val/loss",
         sweeper={
             "n_trials": 4,
@@ -99,7 +101,9 @@ def test_two_workers_share_one_study(tmp_path):
     args = write_search(tmp_path, params=SPACE, sweeper={"n_trials": 2})
     cmd = [sys.executable, str(REPO / "train.py"), *args]
     workers = [
-        subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     for worker in workers:
@@ -109,7 +113,9 @@ def test_two_workers_share_one_study(tmp_path):
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.name == "COMPLETE" for t in trials)
     dirs = {t.user_attrs["job_dir"] for t in trials}
-    assert len(dirs) == 4 and all((study_dir(tmp_path) / "trials" / str(n)).is_dir() for n in range(4))
+    assert len(dirs) == 4 and all(
+        (study_dir(tmp_path) / "trials" / str(n)).is_dir() for n in range(4)
+    )
 
 
 def test_pruner_stops_a_clearly_worse_trial(tmp_path):

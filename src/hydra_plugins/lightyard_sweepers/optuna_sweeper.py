@@ -7,7 +7,7 @@ work is in lightyard.sweeps, imported when a sweep runs."""
 # and dataclasses then cannot resolve string annotations
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List  # noqa: UP035 (OmegaConf reads typing generics)
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
@@ -35,9 +35,9 @@ class LightyardOptunaSweeperConf:
     # an optuna pruner (_target_ and arguments) or null; see conf/hydra/sweeper/pruner/
     pruner: Any = None
     # search space: key -> choice(...), interval(...), int(interval(...)), range(...), tag(log, ...)
-    params: Dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
     # trials to run first, each a dict of parameters (e.g. the current defaults)
-    enqueue: List[Any] = field(default_factory=list)
+    enqueue: list[Any] = field(default_factory=list)
     # save optimization-history and importance plots (PNG and HTML) in the sweep dir
     plots: bool = True
 

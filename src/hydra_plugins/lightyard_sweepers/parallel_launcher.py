@@ -3,7 +3,7 @@ to its own CPU cores and GPUs. The work is in lightyard.sweeps.parallel, importe
 
 # no `from __future__ import annotations`: Hydra execs this module before it is in sys.modules
 from dataclasses import dataclass
-from typing import Any, List, Optional  # noqa: UP035 (OmegaConf reads typing generics)
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.launcher import Launcher
@@ -15,11 +15,11 @@ class LightyardParallelLauncherConf:
     # jobs running at the same time
     n_jobs: int = 2
     # CPU cores per job (null: this process's cores split evenly)
-    cpus_per_job: Optional[int] = None
+    cpus_per_job: int | None = None
     # GPUs per job (set through CUDA_VISIBLE_DEVICES)
     gpus_per_job: int = 0
     # GPU indices to hand out (null: every visible GPU)
-    gpus: Optional[List[int]] = None
+    gpus: list[int] | None = None
 
 
 ConfigStore.instance().store(

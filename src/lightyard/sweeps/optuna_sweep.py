@@ -107,7 +107,7 @@ class OptunaSweep:
         if not space:
             raise ConfigError(
                 "the Optuna sweeper has nothing to search: set hydra.sweeper.params "
-                "(see conf/hparams_search/) or give a sweep such as 'optimizer.lr=interval(1e-4,1e-1)'"
+                "(see conf/hparams_search/) or a sweep such as 'optimizer.lr=interval(1e-4,1e-1)'"
             )
         directions = studies.directions(self.conf.direction)
         metrics = _metrics(self.config, len(directions))

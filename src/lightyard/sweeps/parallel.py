@@ -50,7 +50,9 @@ def plan_slots(
     for i in range(n_jobs):
         # more jobs than cores: slots share cores round-robin rather than fail
         cpus = tuple(cores[(i * per_job + j) % len(cores)] for j in range(per_job))
-        slots.append(Slot(i, tuple(sorted(set(cpus))), tuple(gpu_ids[i * gpus_per_job :][:gpus_per_job])))
+        slots.append(
+            Slot(i, tuple(sorted(set(cpus))), tuple(gpu_ids[i * gpus_per_job :][:gpus_per_job]))
+        )
     return slots
 
 

@@ -99,8 +99,9 @@ def save_plots(study, sweep_dir: Path, metrics: Sequence[str]) -> list[Path]:
     target = None if single else (lambda t: t.values[0])
     name = metrics[0]
     plots = {"optimization_history": ("plot_optimization_history", {"target_name": name})}
-    if len(complete) >= 2 and any(len({str(t.params.get(k)) for t in complete}) > 1
-                                  for k in complete[0].params):
+    if len(complete) >= 2 and any(
+        len({str(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params
+    ):
         plots["param_importances"] = ("plot_param_importances", {"target_name": name})
     if not single:
         plots["pareto_front"] = ("plot_pareto_front", {"target_names": list(metrics)})

@@ -1,11 +1,11 @@
 """Search spaces written in Hydra's sweep grammar, as the official Optuna sweeper reads them:
 
-    optimizer.lr: tag(log, interval(1e-4, 1e-1))   # float, log scale
-    model.hidden: int(interval(32, 256))           # int, both ends included
-    data.batch_size: range(16, 129, 16)            # int with a step (stop excluded, like range)
-    model.dropout: interval(0.0, 0.5)              # float
-    optimizer: choice(adamw, sgd)                  # categorical (also: `adamw,sgd`)
-    model.channels: choice([16,32], [32,64])       # categorical over lists
+optimizer.lr: tag(log, interval(1e-4, 1e-1))   # float, log scale
+model.hidden: int(interval(32, 256))           # int, both ends included
+data.batch_size: range(16, 129, 16)            # int with a step (stop excluded, like range)
+model.dropout: interval(0.0, 0.5)              # float
+optimizer: choice(adamw, sgd)                  # categorical (also: `adamw,sgd`)
+model.channels: choice([16,32], [32,64])       # categorical over lists
 """
 
 from __future__ import annotations

@@ -92,8 +92,7 @@ def trial_id(storage, study_name: str, number: int) -> int:
 
 
 def build_sampler(conf: Mapping[str, Any], seed: int | None, space: Mapping[str, Any]):
-    """The configured sampler. Its seed is the sweep seed plus the number of trials so far, so a
-    re-run continues with new draws instead of repeating the first run's."""
+    """The configured sampler, with `seed` (see run_seed) and, for the grid sampler, the grid."""
     import hydra.utils
 
     conf = dict(conf)
@@ -147,7 +146,7 @@ def grid_space(space: Mapping[str, Any]) -> dict[str, list[Any]]:
 @contextlib.contextmanager
 def heartbeat(storage, trial_ids: list[int]) -> Iterator[None]:
     """While jobs run, mark their trials alive; a sweep that dies leaves trials whose heartbeat
-    stops, and the next run of the sweep records them as failed (optuna.storages.fail_stale_trials)."""
+    stops, and the next run records them as failed (optuna.storages.fail_stale_trials)."""
     if not (hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval()):
         yield
         return
