@@ -152,3 +152,23 @@ def test_parallel_launcher_pins_each_job_to_its_own_core(tmp_path):
     slots = sorted(next(line for line in log.splitlines() if "CPU cores" in line) for log in logs)
     assert "slot 0: CPU cores [" in slots[0] and "slot 1: CPU cores [" in slots[1]
     assert all("torch threads 1" in line for line in slots)
+
+
+def test_multi_objective_sweep(tmp_path):
+    out = _sweep(
+        tmp_path,
+        params=SPACE,
+        optimized_metric=["val/acc_best", "val/loss"],
+        sweeper={"n_trials": 2, "direction": ["maximize", "minimize"]},
+    )
+    assert out.returncode == 0, explain(out)
+    trials = load_study(tmp_path).trials
+    assert [len(t.values) for t in trials] == [2, 2]
+    assert "Pareto front" in out.stdout
+
+
+def test_a_search_key_that_does_not_exist_stops_before_any_trial(tmp_path):
+    out = _sweep(tmp_path, params={"model.lr": "interval(0.1, 1.0)"})
+    assert out.returncode == 2, explain(out)
+    assert "model.lr" in out.stderr and "Traceback" not in out.stderr
+    assert load_study(tmp_path).trials == []

@@ -118,6 +118,11 @@ class OptunaSweep:
         seed = self.conf.sampler.get("seed")
         sampler_conf = OmegaConf.to_container(self.conf.sampler, resolve=True)
         pruner = studies.build_pruner(self.conf.get("pruner"))
+        if len(directions) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):
+            raise ConfigError(
+                "Optuna prunes single-objective studies only: use hydra/sweeper/pruner=none "
+                f"with {len(directions)} directions"
+            )
         study = studies.load_or_create(
             self.conf.study_name,
             storage,

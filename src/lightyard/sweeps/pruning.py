@@ -71,12 +71,18 @@ class OptunaPruning(Callback):
                 value = float(metric)
                 if self._trial is None:
                     self._trial = self._open_trial()
-                self._trial.report(value, step=trainer.current_epoch)
-                prune = self._trial.should_prune()
+                # Optuna records intermediate values and prunes single-objective studies only
+                if len(self._trial.study.directions) == 1:
+                    self._trial.report(value, step=trainer.current_epoch)
+                    prune = self._trial.should_prune()
         prune = bool(trainer.strategy.broadcast(prune, src=0))
         if prune and self.pruned_at is None:
             self.pruned_at = (trainer.current_epoch, value)
             trainer.should_stop = True
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        # jobs of an in-process sweep run one after another: let each job's engine go
+        self._trial = None
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.pruned_at is not None:
