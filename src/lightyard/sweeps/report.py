@@ -21,8 +21,10 @@ def trial_rows(study, metrics: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for trial in study.trials:
         row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
+        # a pruned trial's value in Optuna is its last reported `monitor`, not the metric
+        complete = trial.state.name == "COMPLETE"
         for i, metric in enumerate(metrics):
-            row[metric] = trial.values[i] if trial.values else None
+            row[metric] = trial.values[i] if complete and trial.values else None
         for key in params:
             row[key] = trial.params.get(key)
         # validations reported to the trial: where a pruned trial stopped
