@@ -51,3 +51,21 @@ def history(path: Path) -> list[dict[str, float]]:
                 row[key] = json.loads(item.value_json)
             rows.append(row)
     return rows
+
+
+def run_info(path: Path) -> dict[str, object]:
+    """The run's own record: name, group, job type and tags as W&B will show them."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    for payload in _payloads(Path(path).read_bytes()):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            return {
+                "name": run.display_name,
+                "group": run.run_group,
+                "job_type": run.job_type,
+                "tags": list(run.tags),
+            }
+    raise ValueError(f"{path} holds no run record")

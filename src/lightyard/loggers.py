@@ -19,6 +19,25 @@ def wandb_has_credentials() -> bool:
         return False
 
 
+def sweep_group() -> str | None:
+    """The name shared by every job of a sweep, so W&B groups them: the Optuna study's name
+    (re-runs of a study join its group), else the sweep dir as <date>_<time>_<id>; None for a
+    single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    study = hydra_cfg.sweeper.get("study_name")
+    if study:
+        return str(study)
+    sweep_dir = Path(str(hydra_cfg.sweep.dir))
+    return f"{sweep_dir.parent.name}_{sweep_dir.name}"
+
+
 def wandb_logger(
     project: str = "lightyard",
     save_dir: str = ".",
@@ -32,14 +51,20 @@ def wandb_logger(
     **kwargs,
 ):
     """A WandbLogger that runs offline unless credentials exist (or WANDB_MODE says otherwise).
-    Its run id follows from the run directory, so a resumed or requeued run (same directory)
-    continues the same W&B run."""
+    Each job of a sweep is its own run, grouped under the sweep's name unless `group` is set; its
+    run id follows from the run directory, so a resumed or requeued run (same directory) continues
+    the same W&B run."""
     import hashlib
 
     from lightning.pytorch.loggers import WandbLogger
 
     kwargs.setdefault("id", hashlib.sha1(str(Path(save_dir).resolve()).encode()).hexdigest()[:16])
     kwargs.setdefault("resume", "allow")
+    sweep = sweep_group()
+    group = group or sweep
+    if name is None and sweep:
+        name = f"{sweep}-{Path(save_dir).name}"
+
     if offline == "auto":
         mode = os.environ.get("WANDB_MODE")
         offline = mode in ("offline", "dryrun") if mode else not wandb_has_credentials()

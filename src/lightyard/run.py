@@ -20,6 +20,7 @@ from lightyard.errors import ConfigError
 from lightyard.rank_launcher import finish_job, use_saved_config_launcher
 from lightyard.run_dirs import find_best_checkpoint
 from lightyard.strategies import build_strategy
+from lightyard.sweeps.pruning import trial_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def finish_loggers(trainer: L.Trainer, failed: bool) -> None:
             logger.experiment.finish(exit_code=1 if failed else 0)
 
 
-def train(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | list[float] | None:
     """Fit, test the best checkpoint, and return cfg.optimized_metric (for sweepers)."""
     quiet_known_noise()
     check_compatible(cfg)
@@ -178,7 +179,7 @@ def train(cfg: DictConfig) -> float | None:
     ckpt_path = reliability.fit_checkpoint(cfg)
     datamodule = instantiate(cfg.data, "data")
     task = build_task(cfg)
-    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
+    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks") + trial_callbacks(cfg)
     callbacks += reliability.callbacks()
     trainer = build_trainer(cfg, callbacks, task, plugins=reliability.plugins(cfg))
     log_global_batch(cfg, trainer)
@@ -216,11 +217,14 @@ def train(cfg: DictConfig) -> float | None:
     metric = cfg.get("optimized_metric")
     if not metric or not (cfg.get("train") or cfg.get("test")):
         return None
-    if metric not in results:
-        raise ConfigError(
-            f"optimized_metric={metric} was never logged; logged: {', '.join(sorted(results))}"
-        )
-    return results[metric]
+    # a list of metrics is for multi-objective sweeps: the job returns one value per metric
+    names = [metric] if isinstance(metric, str) else list(metric)
+    for name in names:
+        if name not in results:
+            raise ConfigError(
+                f"optimized_metric={name} was never logged; logged: {', '.join(sorted(results))}"
+            )
+    return results[metric] if isinstance(metric, str) else [results[name] for name in names]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

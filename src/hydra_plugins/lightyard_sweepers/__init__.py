@@ -1,0 +1,1 @@
+"""lightyard's Hydra plugins: the Optuna sweeper and the parallel local launcher."""
