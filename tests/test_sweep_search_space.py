@@ -117,3 +117,19 @@ def test_every_sampler_option_builds_and_samples(name):
         trial = study.ask(space)
         study.tell(trial, trial.params["model.hidden"] / 16)
     assert len(study.trials) == 3
+
+
+def _open_and_create(url: str) -> int:
+    storage = open_storage(url, heartbeat=True)
+    study = optuna.create_study(study_name="shared", storage=storage, load_if_exists=True)
+    return study._study_id
+
+
+def test_workers_opening_a_new_sqlite_study_at_once_all_get_it(tmp_path):
+    """Two processes creating the tables of one new file race (alembic stamps the schema twice)."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        ids = pool.map(_open_and_create, [url] * 3)
+    assert len(set(ids)) == 1

@@ -29,7 +29,7 @@ def open_storage(url: str, heartbeat: bool = False):
     """An Optuna storage for `url`. Several processes may open one SQLite file at once: its
     tables are created by whoever comes first, so a lost race is retried."""
     import optuna
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import SQLAlchemyError
 
     if url.startswith(JOURNAL_PREFIX):
         from optuna.storages.journal import JournalFileBackend
@@ -49,7 +49,7 @@ def open_storage(url: str, heartbeat: bool = False):
                 # heartbeats are marked experimental, though stable since optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, **kwargs)
-        except OperationalError:
+        except SQLAlchemyError:  # "database is locked", or the schema stamped twice at once
             if attempt == 4:
                 raise
             time.sleep(0.5 * (attempt + 1))
