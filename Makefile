@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # pytest workers; the launch tests start extra processes of their own
 JOBS ?= 2
 ARGS ?=
-BENCH_BACKBONES ?= cnn,resnet
+BENCH_BACKBONES ?= cnn,resnet,lstm,transformer
 
 .PHONY: install train eval test test-quick lint format bench clean
 

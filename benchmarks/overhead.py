@@ -12,24 +12,58 @@ import time
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from benchmarks.common import compose_config, emit, machine, median, print_table
 
-# name -> (overrides, batch size, input factory(n) -> inputs, classes)
+# name -> (overrides, batch size, input kind, input shape)
 WORKLOADS = {
-    "cnn": (["model=cnn", "data.channels=3", "data.num_classes=10"], 128, (3, 32, 32)),
-    "resnet": (["model=resnet", "data.channels=3", "data.num_classes=10"], 64, (3, 32, 32)),
+    "cnn": (["model=cnn", "data.channels=3", "data.num_classes=10"], 128, "image", (3, 32, 32)),
+    "resnet": (
+        ["model=resnet", "data.channels=3", "data.num_classes=10"],
+        64,
+        "image",
+        (3, 32, 32),
+    ),
+    "lstm": (["model=lstm"], 64, "tokens", (128,)),
+    "transformer": (["model=transformer"], 64, "tokens", None),
 }
 
 
-def _loader(shape: tuple[int, ...], batch: int, batches: int) -> DataLoader:
-    generator = torch.Generator().manual_seed(0)
+class _TokenBatches(Dataset):
+    """Random token ids with ragged lengths (so padding and masks are exercised) and labels."""
+
+    def __init__(self, n: int, length: int, vocab: int, classes: int) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(1, vocab, (n, length), generator=generator)
+        self.lengths = torch.randint(length // 2, length + 1, (n,), generator=generator)
+        self.labels = torch.randint(0, classes, (n,), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        mask = (torch.arange(self.ids.shape[1]) < self.lengths[i]).long()
+        return {"input_ids": self.ids[i] * mask, "attention_mask": mask}, self.labels[i]
+
+
+def _loader(cfg, kind: str, shape, batch: int, batches: int) -> DataLoader:
     n = batch * batches
-    data = TensorDataset(
-        torch.randn(n, *shape, generator=generator), torch.randint(0, 10, (n,), generator=generator)
-    )
+    classes = int(cfg.data.num_classes)
+    if kind == "image":
+        generator = torch.Generator().manual_seed(0)
+        data = TensorDataset(
+            torch.randn(n, *shape, generator=generator),
+            torch.randint(0, classes, (n,), generator=generator),
+        )
+    else:
+        length = shape[0] if shape else int(cfg.data.max_length)
+        data = _TokenBatches(n, length, int(cfg.data.vocab_size), classes)
     return DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
+
+
+def _forward(model, inputs):
+    return model(**inputs) if isinstance(inputs, dict) else model(inputs)
 
 
 class _StepClock:
@@ -59,9 +93,9 @@ def plain_loop(cfg, loader: DataLoader, steps: int, warmup: int) -> float:
     clock = _StepClock(warmup)
     model.train()
     while clock.steps < steps:
-        for images, target in loader:
+        for inputs, target in loader:
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(images), target)
+            loss = criterion(_forward(model, inputs), target)
             loss.backward()
             optimizer.step()
             clock.tick()
@@ -101,7 +135,7 @@ def main() -> dict:
     torch.set_num_threads(torch.get_num_threads())
     results, rows = {}, []
     for name in args.backbones.split(","):
-        overrides, batch, shape = WORKLOADS[name]
+        overrides, batch, kind, shape = WORKLOADS[name]
         cfg = compose_config(
             [
                 *overrides,
@@ -115,7 +149,7 @@ def main() -> dict:
                 "scheduler=none",
             ]
         )
-        loader = _loader(shape, batch, batches=args.steps)
+        loader = _loader(cfg, kind, shape, batch, batches=args.steps)
         plain, framework = [], []
         for _ in range(args.rounds):
             plain.append(plain_loop(cfg, loader, args.steps, args.warmup))
