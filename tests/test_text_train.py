@@ -111,7 +111,7 @@ def test_tiny_bert_learns_a_separable_text_set(cfg_factory, local_datasets, tmp_
         "model.intermediate_size=64",
         "model.dropout=0.0",
         "optimizer.lr=0.003",
-        "trainer.max_epochs=12",
+        "trainer.max_epochs=5",  # val accuracy reaches 1.0 at the third epoch
         "data.batch_size=16",
         "callbacks=none",
         "logger=none",
