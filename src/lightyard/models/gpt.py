@@ -40,9 +40,8 @@ class GPT(nn.Module):
             self.lm_head.weight = self.embed.tokens.weight
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        keep = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            keep = attention_mask.bool()
+        # no data-dependent branch here (it would wait for the GPU): packed blocks send no mask
+        keep = None if attention_mask is None else attention_mask.bool()
         x = self.embed(input_ids)
         for block in self.blocks:
             x = block(x, keep)

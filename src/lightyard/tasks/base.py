@@ -42,6 +42,17 @@ class Task(L.LightningModule):
         if self.compile_backbone and self.backbone._compiled_call_impl is None:
             self.backbone.compile()
 
+    def log_loss(self, stage: str, loss) -> None:
+        """`train/loss` is this rank's value at each logged step (no all-reduce on the hot path);
+        `train/loss_epoch`, `val/loss` and `test/loss` are means over every rank's batches,
+        reduced once when the epoch ends."""
+        if stage == "train":
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        name = "train/loss_epoch" if stage == "train" else f"{stage}/loss"
+        self.log(
+            name, loss, on_step=False, on_epoch=True, prog_bar=stage != "train", sync_dist=True
+        )
+
     def forward(self, inputs):
         if isinstance(inputs, dict):
             return self.backbone(**inputs)

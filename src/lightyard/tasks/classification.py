@@ -20,8 +20,8 @@ class ClassificationTask(Task):
 
     # what this task logs: monitors and optimized_metric are checked against it before a run
     logged_metrics = (
-        "train/loss", "train/acc", "train/f1", "val/loss", "val/acc", "val/f1", "val/acc_best",
-        "test/loss", "test/acc", "test/f1",
+        "train/loss", "train/loss_epoch", "train/acc", "train/f1",
+        "val/loss", "val/acc", "val/f1", "val/acc_best", "test/loss", "test/acc", "test/f1",
     )  # fmt: skip
     input_kinds = ("image", "tokens")
 
@@ -38,8 +38,9 @@ class ClassificationTask(Task):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         metrics = MetricCollection(
             {
-                "acc": MulticlassAccuracy(num_classes),
-                "f1": MulticlassF1Score(num_classes, average="macro"),
+                # validate_args=False: the checks read tensor values, a device sync every step
+                "acc": MulticlassAccuracy(num_classes, validate_args=False),
+                "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
             }
         )
         self.train_metrics = metrics.clone(prefix="train/")
@@ -47,7 +48,7 @@ class ClassificationTask(Task):
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best so far
-        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.confusion_matrix: torch.Tensor | None = None
 
     def _step(self, batch, stage: str, metrics: MetricCollection):
@@ -55,7 +56,7 @@ class ClassificationTask(Task):
         logits = self(inputs)
         loss = self.criterion(logits, target)
         metrics.update(logits.detach(), target)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True)
+        self.log_loss(stage, loss)
         self.log_dict(metrics, on_step=False, on_epoch=True)
         return loss, logits, target
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric
 
 from lightyard.tasks.base import Task
+from lightyard.tasks.metrics import WeightedMean
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -40,8 +41,8 @@ class LanguageModelingTask(Task):
         self.temperature = temperature
         self.top_k = top_k
         # token-weighted means per stage (ModuleDict keys may not be "train": nn.Module.train)
-        self.losses = nn.ModuleDict({f"{s}_": MeanMetric() for s in ("train", "val", "test")})
-        self.accuracies = nn.ModuleDict({f"{s}_": MeanMetric() for s in ("train", "val", "test")})
+        self.losses = nn.ModuleDict({f"{s}_": WeightedMean() for s in ("train", "val", "test")})
+        self.accuracies = nn.ModuleDict({f"{s}_": WeightedMean() for s in ("train", "val", "test")})
         self.val_acc_best = MaxMetric()
         self.sample: str | None = None
 
@@ -54,7 +55,7 @@ class LanguageModelingTask(Task):
         correct = ((logits.argmax(dim=-1) == target) & counted).sum()
         self.losses[f"{stage}_"].update(loss.detach(), weight=tokens)
         self.accuracies[f"{stage}_"].update(correct / tokens.clamp(min=1), weight=tokens)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True)
+        self.log_loss(stage, loss)
         return loss
 
     def _epoch_end(self, stage: str) -> None:
