@@ -101,8 +101,9 @@ def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path):
     want = json.loads((tmp_path / "reference" / "metrics.json").read_text())
     for key in ("test/acc", "test/loss", "test/f1", "val/acc", "val/loss", "val/acc_best"):
         assert got[key] == pytest.approx(want[key], abs=1e-8), key
-    mine, theirs = _weights(run_dir / "checkpoints/last.ckpt"), _weights(
-        tmp_path / "reference/checkpoints/last.ckpt"
+    mine, theirs = (
+        _weights(run_dir / "checkpoints/last.ckpt"),
+        _weights(tmp_path / "reference/checkpoints/last.ckpt"),
     )
     assert mine.keys() == theirs.keys()
     for name in mine:

@@ -23,7 +23,7 @@ class Preemption(Callback):
     state is consistent. Lightning's own SIGTERM handler (which stops without saving) is replaced
     while training; under SLURM with auto-requeue, its requeue handler runs after our save."""
 
-    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+    def __init__(self, dirpath: str, filename: str = "preempted.ckpt") -> None:
         self.path = Path(dirpath) / filename
         self.received: int | None = None
         self._original: dict[int, object] = {}  # restored when training ends
