@@ -73,3 +73,14 @@ def test_checkpoints_carry_config_and_version(tmp_path):
     io.save_checkpoint(_ckpt(1), tmp_path / "a.ckpt")
     state = io.load_checkpoint(tmp_path / "a.ckpt")
     assert state["lightyard"] == {"version": lightyard.__version__, "config": {"seed": 1}}
+
+
+def test_wandb_run_id_follows_the_run_dir(tmp_path):
+    """A resumed or requeued run (same directory) continues the same W&B run."""
+    from lightyard.loggers import wandb_logger
+
+    first = wandb_logger(save_dir=str(tmp_path / "run"), offline=True)
+    again = wandb_logger(save_dir=str(tmp_path / "run"), offline=True)
+    other = wandb_logger(save_dir=str(tmp_path / "other"), offline=True)
+    assert first._wandb_init["id"] == again._wandb_init["id"] != other._wandb_init["id"]
+    assert first._wandb_init["resume"] == "allow"
