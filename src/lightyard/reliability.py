@@ -42,9 +42,9 @@ def _keep_csv_metrics(run_dir: Path) -> None:
 
 
 def callbacks() -> list[Any]:
-    from lightyard.callbacks.rng import RngState
+    from lightyard.callbacks.rng import ExactResume
 
-    return [RngState()]
+    return [ExactResume()]
 
 
 def plugins(cfg: DictConfig) -> list[Any]:

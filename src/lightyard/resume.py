@@ -61,7 +61,9 @@ def _unchanged(override: str, run_dir: Path) -> bool:
     if key.startswith("hydra.") or key == "resume":
         return False
     first_launch = run_dir / "provenance" / "launch-000.json"
-    choices = json.loads(first_launch.read_text()).get("choices", {}) if first_launch.is_file() else {}
+    choices = (
+        json.loads(first_launch.read_text()).get("choices", {}) if first_launch.is_file() else {}
+    )
     if key in choices:
         return str(choices[key]) == value
     saved = OmegaConf.load(saved_config(run_dir))

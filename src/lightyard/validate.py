@@ -525,6 +525,8 @@ def check_command_line(config_dir: Path, config_name: str, overrides: list[str])
     from omegaconf import open_dict
 
     allowed = allowed_root_keys(cfg, config_dir, config_name)
+    with open_dict(cfg):  # the run dir is not made yet; paths under it resolve to a placeholder
+        cfg.hydra.runtime.output_dir = "<run dir>"
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg.hydra

@@ -76,7 +76,8 @@ def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path):
         if not _wait_for_fitting(run_dir, launches, proc):
             pytest.fail(f"launch {launches} ended early:\n{proc.stderr.read()[-3000:]}")
         launches += 1
-        time.sleep(rng.uniform(0.0, 2.5))
+        # preemption signals are handled from the moment fit() starts, a moment after "Fitting"
+        time.sleep(rng.uniform(0.0 if signum == signal.SIGKILL else 0.5, 2.5))
         if proc.poll() is not None:
             break  # finished before this kill: the remaining plan is not needed
         proc.send_signal(signum)
@@ -101,8 +102,9 @@ def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path):
     want = json.loads((tmp_path / "reference" / "metrics.json").read_text())
     for key in ("test/acc", "test/loss", "test/f1", "val/acc", "val/loss", "val/acc_best"):
         assert got[key] == pytest.approx(want[key], abs=1e-8), key
-    mine, theirs = _weights(run_dir / "checkpoints/last.ckpt"), _weights(
-        tmp_path / "reference/checkpoints/last.ckpt"
+    mine, theirs = (
+        _weights(run_dir / "checkpoints/last.ckpt"),
+        _weights(tmp_path / "reference/checkpoints/last.ckpt"),
     )
     assert mine.keys() == theirs.keys()
     for name in mine:

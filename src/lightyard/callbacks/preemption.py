@@ -23,12 +23,11 @@ class Preemption(Callback):
     state is consistent. Lightning's own SIGTERM handler (which stops without saving) is replaced
     while training; under SLURM with auto-requeue, its requeue handler runs after our save."""
 
-    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+    def __init__(self, dirpath: str, filename: str = "preempted.ckpt") -> None:
         self.path = Path(dirpath) / filename
         self.received: int | None = None
         self._original: dict[int, object] = {}  # restored when training ends
         self._chained: dict[int, object] = {}  # Lightning's SLURM requeue handler, if any
-        self._install()  # now already: a signal while the run starts is not lost
 
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -39,6 +38,13 @@ class Preemption(Callback):
                 self._original.setdefault(signum, current)
                 self._chained[signum] = current
                 signal.signal(signum, self._note)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":  # as early as fit allows: a signal while the run starts is not lost
+            self._install()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._restore()
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Lightning registers its handlers inside fit(); put ours back in front

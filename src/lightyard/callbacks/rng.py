@@ -1,5 +1,6 @@
-"""Random-number generator states in every checkpoint, so dropout and augmentation after a
-resume draw exactly what an uninterrupted run would have drawn."""
+"""What an exact resume needs beyond Lightning's own checkpoint: the random-number generator
+states (dropout and augmentation draw what an uninterrupted run would have drawn) and the
+training loader's position, which Lightning skips restoring when the loader was built early."""
 
 from __future__ import annotations
 
@@ -10,8 +11,19 @@ import torch
 from lightning.pytorch import Callback
 
 
-class RngState(Callback):
-    """Saved as plain tensors and lists: loadable with weights_only=True."""
+class ExactResume(Callback):
+    """RNG states are saved as plain tensors and lists: loadable with weights_only=True."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # A task that asks trainer.estimated_stepping_batches in configure_optimizers (e.g. for a
+        # cosine schedule) makes Lightning build the train loader before the checkpoint is
+        # restored, and the loader's saved position is then never applied. Dropping the early
+        # loader here (after the restore) makes the first epoch start build it again, with the
+        # restored position.
+        fit_loop = trainer.fit_loop
+        if fit_loop._combined_loader_states_to_load and fit_loop._combined_loader is not None:
+            fit_loop._combined_loader = None
+            fit_loop._data_fetcher = None
 
     def state_dict(self) -> dict:
         version, keys, gauss = random.getstate()[0], random.getstate()[1], random.getstate()[2]

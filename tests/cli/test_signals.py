@@ -1,0 +1,80 @@
+"""SIGTERM through the real CLI: a checkpoint at the next step, exit code 75; the resumed run
+(even with that checkpoint corrupted) completes in the same directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+ARGS = [
+    "trainer=cpu",
+    "trainer.max_epochs=2",
+    "+trainer.enable_progress_bar=false",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_summary=null",
+    "callbacks.step_checkpoint.every_n_train_steps=5",
+    "print_config=false",
+]
+
+
+def test_sigterm_saves_exits_75_and_the_run_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = run_dir / "train.log"
+    # once a step checkpoint exists, so there is an older good one to fall back to
+    while proc.poll() is None and not list((run_dir / "checkpoints").glob("step_*.ckpt")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err[-3000:]
+    assert "preempted" in err and "resume=" in err
+    last = run_dir / "checkpoints" / "preempted.ckpt"
+    assert last.is_file()
+
+    # a change that would alter the model is refused, with the allowed ones listed
+    out = run_cli("train.py", f"resume={run_dir}", "model.dropout=0.5", cwd=tmp_path)
+    assert out.returncode == 2 and "model.dropout=0.5" in out.stderr
+    assert "trainer.max_epochs" in out.stderr
+
+    # the newest checkpoint is corrupt: reported, and the previous good one is used
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 3])
+    out = run_cli("train.py", f"resume={run_dir}", "trainer.max_epochs=3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resuming" in out.stdout and "trainer.max_epochs=3" in out.stdout
+    assert "corrupt or truncated" in log.read_text()
+    results = json.loads((run_dir / "metrics.json").read_text())
+    assert results["test/acc"] > 0.5 and len(list(tmp_path.glob("outputs"))) == 0
+
+
+def test_resume_auto_starts_fresh_then_resumes(tmp_path):
+    run_dir = tmp_path / "fixed"
+    first = run_cli(
+        "train.py", "resume=auto", f"hydra.run.dir={run_dir}", *ARGS, "trainer.max_epochs=1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_cli(
+        "train.py", "resume=auto", f"hydra.run.dir={run_dir}", *ARGS, "trainer.max_epochs=1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Resuming from" in (run_dir / "train.log").read_text()
+    assert len(list((run_dir / "provenance").glob("launch-*.json"))) == 2

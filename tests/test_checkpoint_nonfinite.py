@@ -1,0 +1,71 @@
+"""The non-finite guard: a NaN loss skips its optimizer step (weights unchanged), or stops the
+run after a checkpoint with a message naming the step."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightyard.callbacks.nonfinite import NonFiniteGuard, NonFiniteLoss
+
+NAN_AT = 2
+
+
+class NanAtStep(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 1)
+        self.weights_before_nan = None
+
+    def training_step(self, batch, batch_idx):
+        loss = self.net(batch[0]).pow(2).mean()
+        if self.global_step == NAN_AT:
+            self.weights_before_nan = self.net.weight.detach().clone()
+            loss = loss * float("nan")
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=0.1)
+
+
+def _fit(guard, tmp_path, steps=4):
+    model = NanAtStep()
+    loader = DataLoader(TensorDataset(torch.randn(16, 2)), batch_size=2)
+    trainer = L.Trainer(
+        max_steps=steps, callbacks=[guard], logger=False, enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(model, loader)
+    return model
+
+
+def test_skip_leaves_the_weights_as_they_were(tmp_path):
+    guard = NonFiniteGuard(action="skip")
+    model = NanAtStep()
+    loader = DataLoader(TensorDataset(torch.randn(16, 2)), batch_size=2)
+    seen = {}
+
+    class Probe(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == NAN_AT:
+                seen["after"] = pl_module.net.weight.detach().clone()
+
+    trainer = L.Trainer(
+        max_steps=4, callbacks=[guard, Probe()], logger=False, enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(model, loader)
+    assert guard.skipped_total == 1
+    assert torch.equal(seen["after"], model.weights_before_nan)
+    assert torch.isfinite(model.net.weight).all()
+
+
+def test_stop_saves_and_names_the_step(tmp_path):
+    guard = NonFiniteGuard(action="stop", dirpath=str(tmp_path))
+    with pytest.raises(NonFiniteLoss, match=f"non-finite loss at step {NAN_AT}"):
+        _fit(guard, tmp_path)
+    state = torch.load(tmp_path / "nonfinite.ckpt", weights_only=True)
+    assert torch.isfinite(state["state_dict"]["net.weight"]).all()
