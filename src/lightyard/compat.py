@@ -1,13 +1,14 @@
 """Which backbone fits which data and task, checked before anything is built: a model that cannot
 read the data's batches (a CNN on text, an LSTM on images) is one clear ConfigError, not a shape
-error deep inside the first training step."""
+error deep inside the first training step. The kinds are class constants read from source, so
+the CLI's validation runs this before torch is imported."""
 
 from __future__ import annotations
 
-from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from lightyard.errors import ConfigError
+from lightyard.signatures import inherited_constant
 
 # what each input kind is, and which options of each group produce or read it
 KINDS = {
@@ -28,11 +29,7 @@ KINDS = {
 def _kind(node: DictConfig | None, key: str, attribute: str):
     if node is None or not isinstance(node, DictConfig) or "_target_" not in node:
         return None
-    try:
-        target = get_class(node._target_)
-    except Exception:  # noqa: BLE001 - a bad _target_ is reported where it is instantiated
-        return None
-    kinds = getattr(target, attribute, None)
+    kinds = inherited_constant(str(node._target_), attribute)
     return (kinds,) if isinstance(kinds, str) else kinds
 
 
@@ -47,19 +44,30 @@ def _option(cfg: DictConfig, group: str) -> str:
     return choice or cfg[group]._target_.rsplit(".", 1)[-1]
 
 
-def check_compatible(cfg: DictConfig) -> None:
+def incompatibility(cfg: DictConfig) -> tuple[str, str, str, str] | None:
+    """(key, problem, allowed, fix) when the model or task cannot read the data, else None."""
     data = _kind(cfg.get("data"), "data", "input_kind")
     if not data:
-        return
+        return None
     [data_kind] = data
-    described, data_options, model_options = KINDS.get(data_kind, (data_kind, "", ""))
+    described, _, model_options = KINDS.get(data_kind, (data_kind, "", ""))
     for group, attribute in (("model", "input_kind"), ("task", "input_kinds")):
         accepted = _kind(cfg.get(group), group, attribute)
         if accepted and data_kind not in accepted:
             theirs = ", ".join(KINDS.get(k, (k,))[0] for k in accepted)
-            raise ConfigError(
-                f"{group}={_option(cfg, group)} reads {theirs}, but data={_option(cfg, 'data')} "
-                f"yields {described}. "
-                f"For this data use {model_options}; for this {group} pick data it can read "
-                f"({', '.join(KINDS[k][1] for k in accepted if k in KINDS)})"
+            readable = " or ".join(KINDS[k][1] for k in accepted if k in KINDS)
+            return (
+                group,
+                f"{group}={_option(cfg, group)} reads {theirs}, but "
+                f"data={_option(cfg, 'data')} yields {described}",
+                f"for this data {model_options}; for this {group} {readable}",
+                f"pick a {group} for the data, or data for the {group} (e.g. {readable})",
             )
+    return None
+
+
+def check_compatible(cfg: DictConfig) -> None:
+    found = incompatibility(cfg)
+    if found:
+        key, problem, allowed, fix = found
+        raise ConfigError(f"{key}: {problem}. Allowed: {allowed}. Fix: {fix}.")

@@ -146,11 +146,35 @@ def _class_signature(target: str, module: str, node: ast.ClassDef, depth: int):
     return Signature(target, {}, False, node)
 
 
+def inherited_constant(target: str, name: str, depth: int = 0):
+    """A literal class attribute of `module.Name`, looked up through its bases as Python would
+    (first in the class, then each base in order), or None."""
+    module, _, short = target.rpartition(".")
+    found = find_definition(module, short) if module else None
+    if found is None or not isinstance(found[1], ast.ClassDef) or depth > 8:
+        return None
+    where, node = found
+    value = _constant_in(node, name)
+    if value is not None:
+        return value
+    for base in node.bases:
+        base_name = ast.unparse(base)
+        base_module, _, base_short = base_name.rpartition(".")
+        value = inherited_constant(f"{base_module or where}.{base_short}", name, depth + 1)
+        if value is not None:
+            return value
+    return None
+
+
 def class_constant(signature: Signature, name: str):
     """A literal class attribute (e.g. `logged_metrics = (...)`), or None."""
     if signature.body is None:
         return None
-    for item in signature.body.body:
+    return _constant_in(signature.body, name)
+
+
+def _constant_in(body: ast.ClassDef, name: str):
+    for item in body.body:
         targets = (
             item.targets
             if isinstance(item, ast.Assign)

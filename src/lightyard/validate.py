@@ -322,6 +322,10 @@ def _check_readable(key: str, value: str, problems: Problems, allowed: str, is_f
 
 
 def check_combinations(cfg: DictConfig, problems: Problems) -> None:
+    from lightyard.compat import incompatibility
+
+    if found := incompatibility(cfg):
+        problems.add(*found)
     _check_shapes(cfg, problems)
     _check_hardware(cfg, problems)
     _check_metrics(cfg, problems)
@@ -399,7 +403,10 @@ def _check_hardware(cfg: DictConfig, problems: Problems) -> None:
             f"at most {gpus} (or -1 for all)",
             f"trainer.devices={gpus}",
         )
-    if "fsdp" in strategy.lower() and on_cpu:
+    # lightyard's fsdp node shards with FSDP2 on the CPU (engine auto|fsdp2); Lightning's own
+    # "fsdp" strategy, and engine=fsdp1, need GPUs
+    engine = str(_resolved(cfg, "trainer.strategy.engine") or "fsdp1")
+    if "fsdp" in strategy.lower() and on_cpu and engine == "fsdp1":
         problems.add(
             "trainer.strategy",
             f"{strategy} needs GPUs; Lightning's FSDP refuses the CPU",

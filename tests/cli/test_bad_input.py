@@ -46,7 +46,7 @@ CORPUS = [
     ("literal_choice", ["callbacks.lr_monitor.logging_interval=hour"], ["logging_interval"]),
     ("unknown_precision", ["trainer.precision=17"], ["trainer.precision", "bf16-mixed"]),
     ("fp16_on_cpu", ["trainer=cpu", "trainer.precision=16-mixed"], ["trainer.precision", "GPU"]),
-    ("fsdp_on_cpu", ["trainer=cpu", "+trainer.strategy=fsdp"], ["trainer.strategy", "ddp"]),
+    ("fsdp_on_cpu", ["trainer=cpu", "trainer.strategy=fsdp"], ["trainer.strategy", "ddp"]),
     ("channels_mismatch", ["model.in_channels=3"], ["model.in_channels", "data.channels=1"]),
     ("classes_mismatch", ["task.num_classes=5"], ["task.num_classes", "data.num_classes=10"]),
     ("metric_never_logged", ["optimized_metric=val/acc_bst"], ["optimized_metric", "val/acc_best"]),
@@ -64,6 +64,10 @@ CORPUS = [
     ("override_syntax", ["tags=[a,b"], ["command line"]),
     ("two_problems_at_once", ["optimizer.lr=abc", "data.batch_size=0"],
      ["2 problems", "optimizer.lr", "data.batch_size"]),
+    ("cnn_on_text", ["model=cnn", "data=listops"], ["model=cnn", "model=rnn|lstm|gru|transformer"]),
+    ("lstm_on_images", ["model=lstm", "data=digits"], ["model=lstm", "model=cnn|resnet"]),
+    ("fsdp1_on_cpu", ["trainer=fsdp", "trainer.accelerator=cpu", "trainer.strategy.engine=fsdp1"],
+     ["trainer.strategy", "needs GPUs"]),
 ]  # fmt: skip
 if NO_GPU:
     CORPUS.append(("gpu_without_gpu", ["trainer.accelerator=gpu"], ["trainer.accelerator", "cpu"]))
