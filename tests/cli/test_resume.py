@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 EXACT = [
     "trainer=cpu",
     "trainer.deterministic=true",
-    "trainer.max_epochs=3",
+    "trainer.max_epochs=5",
     "+trainer.enable_progress_bar=false",
     "callbacks.rich_progress_bar=null",
     "callbacks.model_summary=null",
@@ -54,6 +54,12 @@ def _wait_for_fitting(run_dir: Path, seen: int, proc: subprocess.Popen) -> bool:
     return False
 
 
+def _step(run_dir: Path) -> int:
+    """The step of the newest step checkpoint (-1 before the first)."""
+    steps = [int(p.stem.split("_")[1]) for p in (run_dir / "checkpoints").glob("step_*.ckpt")]
+    return max(steps, default=-1)
+
+
 def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
     return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
 
@@ -76,8 +82,14 @@ def test_killed_and_resumed_runs_end_like_an_uninterrupted_one(tmp_path):
         if not _wait_for_fitting(run_dir, launches, proc):
             pytest.fail(f"launch {launches} ended early:\n{proc.stderr.read()[-3000:]}")
         launches += 1
-        # preemption signals are handled from the moment fit() starts, a moment after "Fitting"
-        time.sleep(rng.uniform(0.0 if signum == signal.SIGKILL else 0.5, 2.5))
+        # A random moment within the next few steps, counted in steps (not seconds) so that the
+        # plan outlasts the run on a fast machine as on a slow one. Preemption signals wait for
+        # a first step of this launch (handlers are set when fit() starts).
+        start = _step(run_dir)
+        saves = rng.randint(0 if signum == signal.SIGKILL else 1, 1)
+        while proc.poll() is None and _step(run_dir) < start + 3 * saves:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.15))
         if proc.poll() is not None:
             break  # finished before this kill: the remaining plan is not needed
         proc.send_signal(signum)
