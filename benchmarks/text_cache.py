@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +89,9 @@ def main() -> None:
     print(f"rows (train)        {first['train']}")
     print(f"first run setup     {first['seconds']:.2f} s  (read, train tokenizer, tokenize, cache)")
     print(f"cached run setup    {second['seconds']:.3f} s  (open memmaps)")
-    print(f"ratio               {ratio:.1f}x  (target >= 10x: {'met' if ratio >= 10 else 'MISSED'})")
+    print(
+        f"ratio               {ratio:.1f}x  (target >= 10x: {'met' if ratio >= 10 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":
