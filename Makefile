@@ -44,6 +44,8 @@ bench: install ## the CPU benchmarks (about 10 minutes on 2 cores); rewrites the
 	$(BIN)/python -m benchmarks.overhead --backbones $(BENCH_BACKBONES)
 	$(BIN)/python -m benchmarks.data_pipeline
 	$(BIN)/python -m benchmarks.time_to_accuracy
+	$(BIN)/python -m benchmarks.text_cache
+	$(BIN)/python -m benchmarks.validation_speed
 	$(BIN)/python -m benchmarks.report
 
 clean: ## remove run outputs and caches (not the virtual environment)

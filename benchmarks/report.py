@@ -74,11 +74,11 @@ def section() -> str:
     if tta := _load("time_to_accuracy"):
         lines += ["", "**Time to accuracy** (`python -m benchmarks.time_to_accuracy`):", ""]
         rows = [
-            [name, f"{r['wall_s']:.1f}", f"{r['test_acc']:.3f}", f"{r['target']}"]
+            [name, f"{r['wall_s']:.1f}", r["metric"], f"{r['value']:.3f}", str(r["target"] or "-")]
             for name, r in tta["results"].items()
         ]
-        lines += _table(["job", "wall s (startup included)", "test acc", "target"], rows)
-    for extra in ("text_cache", "gpu"):
+        lines += _table(["job", "wall s (startup included)", "metric", "value", "target"], rows)
+    for extra in ("text_cache", "validation_speed", "gpu"):
         if result := _load(extra):
             lines += ["", f"**{extra}**: `{json.dumps(result.get('summary', result))}`"]
     return "\n".join(lines)

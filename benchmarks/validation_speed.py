@@ -1,7 +1,7 @@
 """How long the config check takes before a run starts: in-process (compose + check) and for
 the whole command (`python train.py <bad override>`, interpreter start included).
 
-    python benchmarks/validation_speed.py
+    python -m benchmarks.validation_speed
 """
 
 from __future__ import annotations
@@ -45,9 +45,19 @@ def whole_command(args: list[str], repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def main() -> dict:
+    from benchmarks.common import emit, machine, print_table
+
+    warm = in_process()
+    commands = {f"train.py {' '.join(args)}": whole_command(args) for args in CASES}
+    rows = [["compose + check, in process (warm)", warm]]
+    rows += [[f"python {name} (exits before any work)", value] for name, value in commands.items()]
+    print_table("Config validation (median seconds)", ["what", "seconds"], rows)
+    summary = {"in_process_s": warm, **{name: value for name, value in commands.items()}}
+    result = {"machine": machine(), "summary": summary}
+    emit("validation_speed", result)
+    return result
+
+
 if __name__ == "__main__":
-    print(f"compose + check, in process (warm): {in_process() * 1000:.0f} ms")
-    for args in CASES:
-        print(
-            f"python train.py {' '.join(args)}: {whole_command(args):.2f} s (exit before any work)"
-        )
+    main()
