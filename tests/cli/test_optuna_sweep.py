@@ -93,7 +93,8 @@ def test_crashed_and_nan_trials_fail_and_the_sweep_goes_on(tmp_path):
     assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
     assert "exited with code 2" in trials[0].user_attrs["reason"]
     assert "not finite" in trials[1].user_attrs["reason"]
-    assert "dropout probability" in out.stderr + out.stdout  # the job's own error was shown
+    # the job's own error was shown: validation in the job names the key and the range
+    assert "model.dropout: 1.5 is out of range" in out.stderr + out.stdout
     rows = list(csv.DictReader((study_dir(tmp_path) / "trials.csv").open()))
     assert [r["state"] for r in rows] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
 

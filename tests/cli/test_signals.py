@@ -78,3 +78,17 @@ def test_resume_auto_starts_fresh_then_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Resuming from" in (run_dir / "train.log").read_text()
     assert len(list((run_dir / "provenance").glob("launch-*.json"))) == 2
+
+
+def test_a_run_resumed_after_its_last_epoch_still_reports_its_metrics(tmp_path):
+    """Killed while testing, a run resumes with nothing left to train: the metrics of its last
+    epoch come from the checkpoint, so optimized_metric is still returned (no 'never logged')."""
+    run_dir = tmp_path / "run"
+    args = ["trainer.max_epochs=2", "print_config=false", f"hydra.run.dir={run_dir}"]
+    first = run_cli("train.py", *args, "test=false", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = json.loads((run_dir / "metrics.json").read_text())
+    again = run_cli("train.py", f"resume={run_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = json.loads((run_dir / "metrics.json").read_text())
+    assert after["val/acc_best"] == pytest.approx(before["val/acc_best"], abs=1e-7)

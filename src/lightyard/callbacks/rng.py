@@ -12,7 +12,30 @@ from lightning.pytorch import Callback
 
 
 class ExactResume(Callback):
-    """RNG states are saved as plain tensors and lists: loadable with weights_only=True."""
+    """RNG states are saved as plain tensors and lists: loadable with weights_only=True.
+
+    The metrics logged so far travel in the checkpoint too: a run resumed after its last epoch
+    (killed while testing, say) trains no further, so nothing would log `val/*` again, and
+    `optimized_metric` would be missing from the job's result."""
+
+    def __init__(self) -> None:
+        self._restored_metrics: dict[str, float] = {}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["lightyard_metrics"] = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self._restored_metrics = dict(checkpoint.get("lightyard_metrics", {}))
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        # Lightning clears its metrics after restoring a checkpoint; put back what no epoch of
+        # this launch logged again (a real value from this launch always wins)
+        current = trainer._logger_connector._callback_metrics
+        for key, value in self._restored_metrics.items():
+            current.setdefault(key, torch.tensor(value))
+        self._restored_metrics = {}
 
     def on_train_start(self, trainer, pl_module) -> None:
         # A task that asks trainer.estimated_stepping_batches in configure_optimizers (e.g. for a
