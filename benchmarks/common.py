@@ -8,33 +8,17 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from lightyard import resolvers
-from lightyard.cli import config_dir
+from lightyard.compose import compose_config as compose
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def compose_config(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+def compose_config(overrides: list[str]) -> DictConfig:
     """The config `python train.py <overrides>` would run, writing into a temporary directory."""
-    output_dir = output_dir or Path(tempfile.mkdtemp(prefix="lightyard-bench-"))
-    resolvers.register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-        cfg.paths.root_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg.hydra
-        cfg.print_config = False
-    return cfg
+    root = Path(tempfile.mkdtemp(prefix="lightyard-bench-"))
+    return compose(overrides, root=root, output_dir=root)
 
 
 def machine() -> str:

@@ -11,13 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from lightyard import resolvers
-from lightyard.cli import config_dir
+from lightyard.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,29 +29,17 @@ def offline_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
 
-def compose_config(
-    tmp_path: Path, overrides: list[str] = (), config_name: str = "train"
-) -> DictConfig:
-    """The config the CLI would build for these overrides, with every path inside tmp_path."""
-    resolvers.register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
-        cfg.hydra.job.num = 0
-        cfg.paths.root_dir = str(tmp_path)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg.hydra
-        cfg.print_config = False
-    return cfg
+def option_overrides(group: str, option: str, local_datasets: dict[str, list[str]]) -> list[str]:
+    """The overrides that select `group=option` with whatever local files it needs."""
+    if group == "data":
+        return list(local_datasets[option])
+    return [f"{group}={option}", *local_datasets.get(f"{group}={option}", [])]
 
 
 @pytest.fixture
 def cfg_factory(tmp_path):
     def make(*overrides: str, config_name: str = "train") -> DictConfig:
-        return compose_config(tmp_path, overrides, config_name)
+        return compose_config(overrides, root=tmp_path, config_name=config_name)
 
     return make
 

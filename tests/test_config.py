@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from lightyard.cli import config_dir
 from lightyard.run import build_task, build_trainer, instantiate, instantiate_all
+from tests.conftest import option_overrides
 
 GROUPS = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name != "hydra")
 # options that only build where their hardware is
@@ -41,12 +42,7 @@ def test_every_yaml_starts_with_a_comment():
     ids=[f"{g}={o}" for g, o in (getattr(p, "values", p) for p in OPTIONS)],
 )
 def test_option_composes_and_builds(group, option, cfg_factory, local_datasets):
-    overrides = [f"{group}={option}"]
-    if group == "data":
-        overrides = local_datasets[option]
-    elif f"{group}={option}" in local_datasets:  # an option that needs local files
-        overrides += local_datasets[f"{group}={option}"]
-    cfg = cfg_factory(*overrides)
+    cfg = cfg_factory(*option_overrides(group, option, local_datasets))
     OmegaConf.resolve(cfg)  # every interpolation resolves
 
     instantiate(cfg.data, "data")

@@ -10,7 +10,7 @@ import pytest
 from lightyard import validate
 from lightyard.errors import ConfigError
 from lightyard.signatures import signature_of
-from tests.conftest import REPO
+from tests.conftest import REPO, option_overrides
 from tests.test_config import OPTIONS
 
 
@@ -20,11 +20,7 @@ from tests.test_config import OPTIONS
     ids=[f"{g}={o}" for g, o in (getattr(p, "values", p) for p in OPTIONS)],
 )
 def test_every_shipped_option_is_valid(group, option, cfg_factory, local_datasets):
-    overrides = [f"{group}={option}"]
-    if group == "data":
-        overrides = local_datasets[option]
-    elif f"{group}={option}" in local_datasets:  # an option that needs local files
-        overrides += local_datasets[f"{group}={option}"]
+    overrides = option_overrides(group, option, local_datasets)
     if (group, option) == ("task", "language_modeling"):
         overrides.append("model=gpt")  # alone, with the default digits, it is rightly refused
     validate.check(cfg_factory(*overrides))

@@ -38,15 +38,18 @@ class NonFiniteGuard(Callback):
         self.skipped_total = 0
 
     def on_before_backward(self, trainer, pl_module, loss) -> None:
-        self._loss_finite = bool(torch.isfinite(loss.detach()).all())
+        self._loss = loss.detach()
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        bad = _nonfinite_grads(pl_module)
-        what = "loss" if not getattr(self, "_loss_finite", True) else None
-        what = what or (f"gradient of {bad}" if bad else None)
-        if what is None:
+        # One fused check and one host-device sync per step, whatever the number of parameters;
+        # the slow search for the offending parameter runs only when something is not finite.
+        if _all_finite(pl_module, getattr(self, "_loss", None)):
             self.skipped_in_a_row = 0
             return
+        loss = getattr(self, "_loss", None)
+        bad = _nonfinite_grads(pl_module)
+        what = "loss" if loss is not None and not bool(torch.isfinite(loss).all()) else None
+        what = what or (f"gradient of {bad}" if bad else "gradient")
         step = trainer.global_step
         if self.action == "stop" or self.skipped_in_a_row >= self.max_skips:
             _drop_grads(optimizer)
@@ -72,6 +75,16 @@ def _drop_grads(optimizer) -> None:
     for group in optimizer.param_groups:
         for param in group["params"]:
             param.grad = None
+
+
+def _all_finite(module: torch.nn.Module, loss: torch.Tensor | None) -> bool:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    # the max-norm (largest |x|) is finite exactly when every element is, and cannot overflow
+    norms = torch._foreach_norm(grads, float("inf")) if grads else []
+    checks = [torch.isfinite(torch.stack(norms)).all()] if norms else []
+    if loss is not None:
+        checks.append(torch.isfinite(loss).all())
+    return bool(torch.stack(checks).all()) if checks else True
 
 
 def _nonfinite_grads(module: torch.nn.Module) -> str | None:
