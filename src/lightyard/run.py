@@ -14,6 +14,7 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from lightyard.callbacks.rng import logged_scalars
 from lightyard.compat import check_compatible
 from lightyard.config_tree import print_config_tree
 from lightyard.errors import ConfigError
@@ -125,10 +126,6 @@ def batch_sizes(cfg: DictConfig, trainer: L.Trainer) -> dict[str, int]:
     return {"batch/per_device": int(per_device), "batch/global": world * per_device * accumulate}
 
 
-def _metrics(trainer: L.Trainer) -> dict[str, float]:
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-
-
 def write_results(output_dir: Path, results: dict[str, Any], task: L.LightningModule) -> None:
     if not trainer_is_global_zero(task):
         return
@@ -197,7 +194,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
                 ckpt_path=ckpt_path,
                 weights_only=not cfg.get("trusted_checkpoint", False),
             )
-            results.update(_metrics(trainer))
+            results.update(logged_scalars(trainer))
         if cfg.get("test"):
             ckpt = (
                 trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -206,7 +203,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
                 log.warning("No best checkpoint was saved; testing the current weights")
             log.info("Testing %s", ckpt or "the current weights")
             trainer.test(task, datamodule=datamodule, ckpt_path=ckpt or None, weights_only=True)
-            results.update(_metrics(trainer))
+            results.update(logged_scalars(trainer))
             results["best_checkpoint"] = ckpt or None
         write_results(output_dir, results, task)
         failed = False
@@ -246,7 +243,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     failed = True
     try:
         trainer.test(task, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
-        results = _metrics(trainer)
+        results = logged_scalars(trainer)
         results["checkpoint"] = str(ckpt)
         write_results(Path(cfg.paths.output_dir), results, task)
         failed = False

@@ -11,6 +11,12 @@ import torch
 from lightning.pytorch import Callback
 
 
+def logged_scalars(trainer) -> dict[str, float]:
+    """Every single-number metric the trainer holds: what a job reports, and what a checkpoint
+    carries for a resume."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
 class ExactResume(Callback):
     """RNG states are saved as plain tensors and lists: loadable with weights_only=True.
 
@@ -22,9 +28,7 @@ class ExactResume(Callback):
         self._restored_metrics: dict[str, float] = {}
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        checkpoint["lightyard_metrics"] = {
-            k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
-        }
+        checkpoint["lightyard_metrics"] = logged_scalars(trainer)
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         self._restored_metrics = dict(checkpoint.get("lightyard_metrics", {}))
