@@ -1,8 +1,15 @@
 """Framework overhead: training steps/s of lightyard (its task, trainer and default callbacks, as
 `train.py` builds them) against a plain PyTorch loop with the same backbone, data, batch,
-optimizer and precision, in one process. Rounds alternate so machine noise hits both alike.
+optimizer and precision, in one process.
 
-    python -m benchmarks.overhead --backbones cnn --steps 60 --rounds 3
+The two loops take turns step by step: at the end of each lightyard step a callback runs one
+step of the plain loop (its own model, optimizer and batches), timed apart. A lightyard step is
+the wall time from the end of one plain step to the next batch end, so it holds all the
+framework does between steps (hooks, callbacks, logging, periodic checkpoints) and nothing of
+the plain loop. A slow second on a shared machine then hits both loops alike; separate runs of
+each loop differ by more than the 3% being measured.
+
+    python -m benchmarks.overhead --backbones cnn,lstm,transformer --steps 100
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from benchmarks.common import compose_config, emit, machine, median, print_table
+from benchmarks.common import compose_config, emit, machine, print_table
 
 # name -> (overrides, batch size, input kind, input shape)
 WORKLOADS = {
@@ -66,71 +73,74 @@ def _forward(model, inputs):
     return model(**inputs) if isinstance(inputs, dict) else model(inputs)
 
 
-class _StepClock:
-    """Wall time from the end of the warm-up steps to the end of the last step."""
+class PlainStep:
+    """One step of a plain PyTorch training loop per call: its own copy of the backbone (same
+    seed, so the same weights), optimizer and pass over the batches."""
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end, self.steps = warmup, 0.0, 0.0, 0
+    def __init__(self, cfg, loader: DataLoader) -> None:
+        from hydra.utils import instantiate
 
-    def tick(self) -> None:
-        self.steps += 1
-        now = time.perf_counter()
-        if self.steps == self.warmup:
-            self.start = now
-        self.end = now
+        torch.manual_seed(0)
+        self.model = instantiate(cfg.model).train()
+        self.optimizer = instantiate(cfg.optimizer)(self.model.parameters())
+        self.criterion = nn.CrossEntropyLoss()
+        self.loader = loader
+        self.batches = iter(loader)
 
-    def per_second(self) -> float:
-        return (self.steps - self.warmup) / (self.end - self.start)
-
-
-def plain_loop(cfg, loader: DataLoader, steps: int, warmup: int) -> float:
-    from hydra.utils import instantiate
-
-    torch.manual_seed(0)
-    model = instantiate(cfg.model)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
-    criterion = nn.CrossEntropyLoss()
-    clock = _StepClock(warmup)
-    model.train()
-    while clock.steps < steps:
-        for inputs, target in loader:
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(_forward(model, inputs), target)
+    def __call__(self) -> float:
+        """Seconds the step took, fetching its batch included."""
+        start = time.perf_counter()
+        with torch.enable_grad():
+            try:
+                inputs, target = next(self.batches)
+            except StopIteration:
+                self.batches = iter(self.loader)
+                inputs, target = next(self.batches)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.criterion(_forward(self.model, inputs), target)
             loss.backward()
-            optimizer.step()
-            clock.tick()
-            if clock.steps >= steps:
-                break
-    return clock.per_second()
+            self.optimizer.step()
+        return time.perf_counter() - start
 
 
-def lightyard_loop(cfg, loader: DataLoader, steps: int, warmup: int) -> float:
+def interleaved(cfg, loader: DataLoader, steps: int, warmup: int) -> tuple[float, float]:
+    """(plain steps/s, lightyard steps/s) over the steps after `warmup`, taken in turns."""
     import lightning as L
 
-    from lightyard.run import build_task, build_trainer, instantiate_all
+    from lightyard.run import build_fit_trainer, build_task
 
-    class Clock(L.Callback):
+    plain = PlainStep(cfg, loader)
+
+    class TakeTurns(L.Callback):
         def __init__(self) -> None:
-            self.clock = _StepClock(warmup)
+            self.plain_s: list[float] = []
+            self.framework_s: list[float] = []
+            self.resumed = 0.0
 
-        def on_train_batch_end(self, *args, **kwargs) -> None:
-            self.clock.tick()
+        def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
+            ended = time.perf_counter()
+            counted = trainer.global_step > warmup
+            if counted:
+                self.framework_s.append(ended - self.resumed)
+            seconds = plain()
+            if counted:
+                self.plain_s.append(seconds)
+            self.resumed = time.perf_counter()
 
     torch.manual_seed(0)
     task = build_task(cfg)
-    clock = Clock()
-    callbacks = instantiate_all(cfg.callbacks, "callbacks") + [clock]
-    trainer = build_trainer(cfg, callbacks)
+    turns = TakeTurns()
+    trainer = build_fit_trainer(cfg, task, [turns])
     trainer.fit(task, train_dataloaders=loader)
-    return clock.clock.per_second()
+    return len(turns.plain_s) / sum(turns.plain_s), len(turns.framework_s) / sum(turns.framework_s)
 
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backbones", default="cnn", help=f"comma list of {', '.join(WORKLOADS)}")
-    parser.add_argument("--steps", type=int, default=60)
+    # 100 measured steps: a whole number of step checkpoints (every 50) and log steps (every 10)
+    parser.add_argument("--steps", type=int, default=100, help="measured steps per loop")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     results, rows = {}, []
@@ -139,7 +149,7 @@ def main() -> dict:
         cfg = compose_config(
             [
                 *overrides,
-                f"++trainer.max_steps={args.steps}",
+                f"++trainer.max_steps={args.warmup + args.steps}",
                 "trainer.max_epochs=-1",
                 "++trainer.limit_val_batches=0",
                 "trainer.accelerator=cpu",
@@ -149,25 +159,21 @@ def main() -> dict:
                 "scheduler=none",
             ]
         )
-        loader = _loader(cfg, kind, shape, batch, batches=args.steps)
-        plain, framework = [], []
-        for _ in range(args.rounds):
-            plain.append(plain_loop(cfg, loader, args.steps, args.warmup))
-            framework.append(lightyard_loop(cfg, loader, args.steps, args.warmup))
-        ratio = median([f / p for f, p in zip(framework, plain, strict=True)])
+        loader = _loader(cfg, kind, shape, batch, batches=args.warmup + args.steps)
+        plain, framework = interleaved(cfg, loader, args.steps, args.warmup)
         results[name] = {
-            "plain_steps_per_s": median(plain),
-            "lightyard_steps_per_s": median(framework),
-            "ratio": ratio,
+            "plain_steps_per_s": plain,
+            "lightyard_steps_per_s": framework,
+            "ratio": framework / plain,
             "batch": batch,
         }
-        rows.append([name, median(plain), median(framework), ratio])
+        rows.append([name, plain, framework, framework / plain])
     print_table(
-        "Framework overhead (steps/s, median of alternating rounds)",
+        "Framework overhead (steps/s, the two loops taking turns step by step)",
         ["backbone", "plain torch", "lightyard", "ratio"],
         rows,
     )
-    result = {"machine": machine(), "steps": args.steps, "rounds": args.rounds, "results": results}
+    result = {"machine": machine(), "steps": args.steps, "results": results}
     emit("overhead", result)
     return result
 

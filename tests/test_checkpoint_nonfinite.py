@@ -69,3 +69,53 @@ def test_stop_saves_and_names_the_step(tmp_path):
         _fit(guard, tmp_path)
     state = torch.load(tmp_path / "nonfinite.ckpt", weights_only=True)
     assert torch.isfinite(state["state_dict"]["net.weight"]).all()
+
+
+class FusedNanAtStep(NanAtStep):
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=0.1, fused=True)
+
+
+def test_fused_optimizer_skips_on_the_device(tmp_path):
+    """The flag goes to the fused kernel: the step is skipped without the host reading it."""
+    guard = NonFiniteGuard(action="skip")
+    model = FusedNanAtStep()
+    seen = {}
+
+    class Probe(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == NAN_AT:
+                seen["after"] = pl_module.net.weight.detach().clone()
+                optimizer = trainer.optimizers[0]
+                seen["steps"] = int(optimizer.state[pl_module.net.weight]["step"])
+
+    trainer = L.Trainer(
+        max_steps=4, callbacks=[guard, Probe()], logger=False, enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(model, DataLoader(TensorDataset(torch.randn(16, 2)), batch_size=2))
+    assert torch.equal(seen["after"], model.weights_before_nan)
+    assert seen["steps"] == NAN_AT  # the skipped step did not count for Adam's bias correction
+    assert guard.skipped_total == 1  # read when training ended
+    assert torch.isfinite(model.net.weight).all()
+
+
+class AlwaysNan(FusedNanAtStep):
+    def training_step(self, batch, batch_idx):
+        return self.net(batch[0]).pow(2).mean() * float("nan")
+
+
+def test_fused_optimizer_stops_after_max_skips_on_a_logging_step(tmp_path):
+    guard = NonFiniteGuard(action="skip", max_skips=2, dirpath=str(tmp_path))
+    trainer = L.Trainer(
+        max_steps=8, callbacks=[guard], logger=False, enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path,
+        log_every_n_steps=4,
+    )  # fmt: skip
+    model = AlwaysNan()
+    before = model.net.weight.detach().clone()
+    with pytest.raises(NonFiniteLoss, match="in the last 4 optimizer steps"):
+        trainer.fit(model, DataLoader(TensorDataset(torch.randn(16, 2)), batch_size=2))
+    assert torch.equal(model.net.weight.detach(), before)
+    state = torch.load(tmp_path / "nonfinite.ckpt", weights_only=True)
+    assert torch.equal(state["state_dict"]["net.weight"], before)

@@ -102,6 +102,18 @@ def build_trainer(
     return trainer
 
 
+def build_fit_trainer(
+    cfg: DictConfig, task: L.LightningModule, extra_callbacks: list[Any] = ()
+) -> L.Trainer:
+    """The trainer `train` fits with: the configured callbacks, a sweep trial's pruning, exact
+    resume and atomic checkpoint writes (benchmarks/overhead.py measures this same trainer)."""
+    from lightyard import reliability
+
+    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks") + trial_callbacks(cfg)
+    callbacks += reliability.callbacks() + list(extra_callbacks)
+    return build_trainer(cfg, callbacks, task, plugins=reliability.plugins(cfg))
+
+
 def log_hyperparameters(cfg: DictConfig, task: L.LightningModule, trainer: L.Trainer) -> None:
     """The resolved config, tags and parameter counts, once (loggers write from rank 0 only)."""
     if not trainer.loggers:
@@ -176,9 +188,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
     ckpt_path = reliability.fit_checkpoint(cfg)
     datamodule = instantiate(cfg.data, "data")
     task = build_task(cfg)
-    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks") + trial_callbacks(cfg)
-    callbacks += reliability.callbacks()
-    trainer = build_trainer(cfg, callbacks, task, plugins=reliability.plugins(cfg))
+    trainer = build_fit_trainer(cfg, task)
     log_global_batch(cfg, trainer)
     reliability.record_provenance(cfg, trainer, output_dir)
     log_hyperparameters(cfg, task, trainer)

@@ -1,5 +1,12 @@
 """A NaN or inf loss or gradient is caught at the step where it appears, and either skipped (the
-optimizer step is not taken) or ends the run after a checkpoint of the last finite state."""
+optimizer step is not taken) or ends the run after a checkpoint of the last finite state.
+
+With a fused optimizer (torch's fused AdamW/Adam/SGD: the default on GPUs) and action=skip the
+guard never waits for the device: the "found non-finite" flag stays a device tensor that the
+optimizer's kernel reads and skips on (parameters, moments and step count untouched), exactly as
+torch's GradScaler drives it. Skips are counted on the device and read on the steps the loggers
+write anyway. Any other optimizer, or action=stop, gets one fused check and one host read per
+step."""
 
 from __future__ import annotations
 
@@ -20,8 +27,9 @@ class NonFiniteLoss(RuntimeError):
 
 
 class NonFiniteGuard(Callback):
-    """action=skip: zero the gradients and skip that optimizer step (at most `max_skips` in a
-    row, then stop); action=stop: save `<dirpath>/nonfinite.ckpt` and stop with a message."""
+    """action=skip: skip that optimizer step (at most `max_skips` in a row, then stop; with a
+    fused optimizer the limit is checked on logging steps); action=stop: save
+    `<dirpath>/nonfinite.ckpt` and stop with a message naming the step."""
 
     def __init__(
         self,
@@ -36,39 +44,93 @@ class NonFiniteGuard(Callback):
         self.dirpath = Path(dirpath) if dirpath else None
         self.skipped_in_a_row = 0
         self.skipped_total = 0
+        self._on_device: tuple[torch.Tensor, torch.Tensor] | None = None  # (total, in a row)
 
     def on_before_backward(self, trainer, pl_module, loss) -> None:
         self._loss = loss.detach()
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        loss = getattr(self, "_loss", None)
+        if self.action == "skip" and _skips_on_device(optimizer):
+            self._skip_on_device(trainer, pl_module, optimizer, loss)
+            return
         # One fused check and one host-device sync per step, whatever the number of parameters;
-        # the slow search for the offending parameter runs only when something is not finite.
-        if _all_finite(pl_module, getattr(self, "_loss", None)):
+        # the exact search for the offending parameter runs only when the check fails.
+        if _maybe_finite(optimizer, loss):
             self.skipped_in_a_row = 0
             return
-        loss = getattr(self, "_loss", None)
         bad = _nonfinite_grads(pl_module)
-        what = "loss" if loss is not None and not bool(torch.isfinite(loss).all()) else None
-        what = what or (f"gradient of {bad}" if bad else "gradient")
+        loss_bad = loss is not None and not bool(torch.isfinite(loss).all())
+        if bad is None and not loss_bad:  # a finite gradient whose L2 norm overflowed
+            self.skipped_in_a_row = 0
+            return
+        what = "loss" if loss_bad else f"gradient of {bad}"
         step = trainer.global_step
         if self.action == "stop" or self.skipped_in_a_row >= self.max_skips:
-            _drop_grads(optimizer)
-            path = None
-            if self.dirpath is not None:
-                path = self.dirpath / "nonfinite.ckpt"
-                trainer.save_checkpoint(path)
-            raise NonFiniteLoss(
-                f"non-finite {what} at step {step}; stopped"
-                + (f" (the last finite weights are in {path})" if path else "")
-                + ". Lower optimizer.lr, set trainer.gradient_clip_val, or use debug=anomaly "
-                "to find the operation"
-            )
+            self._stop(trainer, optimizer, f"non-finite {what} at step {step}")
         self.skipped_in_a_row += 1
         self.skipped_total += 1
         log.warning("Non-finite %s at step %d: this optimizer step is skipped", what, step)
         # torch's optimizers leave a parameter without a gradient untouched (no decay, no momentum)
         _drop_grads(optimizer)
         pl_module.log("train/nonfinite_skipped", float(self.skipped_total))
+
+    def _stop(self, trainer, optimizer, what: str) -> None:
+        _drop_grads(optimizer)
+        path = None
+        if self.dirpath is not None:
+            path = self.dirpath / "nonfinite.ckpt"
+            trainer.save_checkpoint(path)
+        raise NonFiniteLoss(
+            f"{what}; stopped"
+            + (f" (the last finite weights are in {path})" if path else "")
+            + ". Lower optimizer.lr, set trainer.gradient_clip_val, or use debug=anomaly "
+            "to find the operation"
+        )
+
+    def _skip_on_device(self, trainer, pl_module, optimizer, loss) -> None:
+        bad = (~_finite_flag(optimizer, loss)).float()
+        optimizer.found_inf = bad  # the fused kernel skips the whole update where this is 1
+        if self._on_device is None:
+            self._on_device = (torch.zeros_like(bad), torch.zeros_like(bad))
+        total, in_a_row = self._on_device
+        total += bad
+        in_a_row.add_(bad).mul_(bad)
+        if trainer._logger_connector.should_update_logs or trainer.fast_dev_run:
+            self._report(trainer, pl_module, optimizer)
+
+    def _report(self, trainer, pl_module, optimizer) -> None:
+        """Reads the device-side counts (a logging step waits for the device anyway)."""
+        total, in_a_row = (int(v) for v in torch.stack(self._on_device).tolist())
+        new = total - self.skipped_total
+        self.skipped_total, self.skipped_in_a_row = total, in_a_row
+        if new:
+            log.warning(
+                "Non-finite loss or gradient in %d optimizer step(s) up to step %d: skipped",
+                new, trainer.global_step,
+            )  # fmt: skip
+            pl_module.log("train/nonfinite_skipped", float(total))
+        if in_a_row > self.max_skips:
+            self._stop(
+                trainer,
+                optimizer,
+                f"non-finite loss or gradient in the last {in_a_row} optimizer steps "
+                f"(up to step {trainer.global_step})",
+            )
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._on_device is not None:
+            total = int(self._on_device[0])
+            if total > self.skipped_total:
+                log.warning("%d non-finite optimizer step(s) were skipped in all", total)
+            self.skipped_total = total
+
+
+def _skips_on_device(optimizer) -> bool:
+    """torch's fused optimizers read `found_inf` and skip on the device (GradScaler's protocol)."""
+    return bool(optimizer.defaults.get("fused")) and getattr(
+        optimizer, "_step_supports_amp_scaling", False
+    )
 
 
 def _drop_grads(optimizer) -> None:
@@ -77,14 +139,24 @@ def _drop_grads(optimizer) -> None:
             param.grad = None
 
 
-def _all_finite(module: torch.nn.Module, loss: torch.Tensor | None) -> bool:
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    # the max-norm (largest |x|) is finite exactly when every element is, and cannot overflow
-    norms = torch._foreach_norm(grads, float("inf")) if grads else []
-    checks = [torch.isfinite(torch.stack(norms)).all()] if norms else []
+def _finite_flag(optimizer, loss: torch.Tensor | None) -> torch.Tensor:
+    """A device tensor, False whenever the loss or a gradient the optimizer is about to apply
+    holds a NaN or an inf; rarely also for a huge finite gradient (an L2 norm past 1.8e19
+    overflows). The L2 norm runs vectorised, several times faster on CPUs than the max-norm, and
+    NaN and inf always carry through it."""
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+    norms = torch._foreach_norm([g for g in grads if g is not None], 2)
+    flag = torch.stack(norms).isfinite().all() if norms else None
+    if hasattr(flag, "full_tensor"):  # FSDP2's sharded gradients: every rank decides alike
+        flag = flag.full_tensor()
     if loss is not None:
-        checks.append(torch.isfinite(loss).all())
-    return bool(torch.stack(checks).all()) if checks else True
+        loss_finite = loss.isfinite().all()
+        flag = loss_finite if flag is None else flag & loss_finite
+    return torch.tensor(True) if flag is None else flag
+
+
+def _maybe_finite(optimizer, loss: torch.Tensor | None) -> bool:
+    return bool(_finite_flag(optimizer, loss))
 
 
 def _nonfinite_grads(module: torch.nn.Module) -> str | None:

@@ -8,16 +8,17 @@ from lightning.pytorch.callbacks import RichProgressBar as LightningRichProgress
 class RichProgressBar(LightningRichProgressBar):
     """Two changes to Lightning's bar: it redraws `refresh_rate` times a second (Lightning's
     default, 100, keeps a render thread busy beside the training loop), and it reads the logged
-    metrics, which turns device tensors into numbers (a sync), only every `metrics_every` batches
-    and at the end of each epoch instead of after every batch."""
+    metrics, which turns device tensors into numbers (a sync), only on the steps the loggers
+    write (where that sync happens anyway, and the only steps whose loss is logged) and at the
+    end of each epoch, instead of after every batch."""
 
-    def __init__(self, refresh_rate: int = 4, metrics_every: int = 10, leave: bool = False) -> None:
+    def __init__(self, refresh_rate: int = 4, leave: bool = False) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=leave)
-        self.metrics_every = max(1, metrics_every)
         self._skip_metrics = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._skip_metrics = (batch_idx + 1) % self.metrics_every != 0
+        logs = trainer._logger_connector.should_update_logs  # Lightning's own callbacks' test
+        self._skip_metrics = not (logs or trainer.fast_dev_run)
         try:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         finally:

@@ -10,6 +10,11 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MaxMetric
+
+from lightyard.tasks.metrics import WeightedMean
+
+STAGES = ("train", "val", "test")
 
 
 class Task(L.LightningModule):
@@ -17,9 +22,16 @@ class Task(L.LightningModule):
     node: {factory: partial taking the optimizer, interval: step|epoch, monitor: metric or None}.
 
     `compile_backbone` (the root config's `compile`) compiles the backbone in place with
-    `nn.Module.compile`, which keeps parameter names: no `_orig_mod.` in checkpoints."""
+    `nn.Module.compile`, which keeps parameter names: no `_orig_mod.` in checkpoints.
+
+    Logging stays off the training step: Lightning's `self.log` costs about a millisecond a call
+    (and a `log_dict` of torchmetrics twice that), so a step only adds its loss to a running
+    mean, `train/loss` is logged on the steps the loggers write, and every epoch-level value is
+    computed and logged once, at the epoch's end (`epoch_metrics`)."""
 
     compile_backbone: bool = False
+    # epoch-level values the progress bar shows (every task reports <stage>/loss and <stage>/acc)
+    progress_bar_metrics: tuple[str, ...] = ("val/loss", "val/acc_best")
 
     def __init__(
         self,
@@ -32,6 +44,11 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_spec = scheduler or None
         self.channels_last = False
+        # loss means per stage (ModuleDict keys may not be "train": nn.Module.train), reduced
+        # across ranks once, when the epoch ends
+        self.stage_losses = nn.ModuleDict({f"{s}_": WeightedMean() for s in STAGES})
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best so far
 
     def configure_model(self) -> None:
         """Runs once the strategy has its devices: FSDP2 shards the backbone here (the strategy
@@ -42,16 +59,52 @@ class Task(L.LightningModule):
         if self.compile_backbone and self.backbone._compiled_call_impl is None:
             self.backbone.compile()
 
-    def log_loss(self, stage: str, loss) -> None:
-        """`train/loss` is this rank's value at each logged step (no all-reduce on the hot path);
-        `train/loss_epoch`, `val/loss` and `test/loss` are means over every rank's batches,
-        reduced once when the epoch ends."""
-        if stage == "train":
+    def log_loss(self, stage: str, loss: torch.Tensor, weight) -> None:
+        """Adds `loss` (a mean over `weight` samples or tokens) to the stage's epoch mean.
+        `train/loss` is this rank's value on the steps the loggers write (no all-reduce)."""
+        loss = loss.detach()
+        self.stage_losses[f"{stage}_"].update(loss, weight)
+        if stage == "train" and self._loggers_write_this_step():
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        name = "train/loss_epoch" if stage == "train" else f"{stage}/loss"
-        self.log(
-            name, loss, on_step=False, on_epoch=True, prog_bar=stage != "train", sync_dist=True
-        )
+
+    def _loggers_write_this_step(self) -> bool:
+        # the test Lightning's own LearningRateMonitor and ThroughputMonitor use
+        trainer = self.trainer
+        return trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run)
+
+    def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
+        """The stage's epoch-level values, each already reduced across ranks; tasks add theirs
+        and reset their accumulators here."""
+        losses = self.stage_losses[f"{stage}_"]
+        mean = losses.compute()
+        losses.reset()
+        return {"train/loss_epoch" if stage == "train" else f"{stage}/loss": mean}
+
+    def log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
+        metrics = self.epoch_metrics(stage)
+        for name, value in metrics.items():
+            # values are rank-identical already; sync_dist only keeps Lightning from warning
+            self.log(name, value, prog_bar=name in self.progress_bar_metrics, sync_dist=True)
+        return metrics
+
+    def on_train_start(self) -> None:
+        # sanity-check batches must not count towards the best accuracy; a resumed run keeps
+        # the best it had (restored from the checkpoint)
+        if self.trainer.ckpt_path is None:
+            self.val_acc_best.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.log_epoch("val")
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(metrics["val/acc"])
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch("test")
 
     def forward(self, inputs):
         if isinstance(inputs, dict):

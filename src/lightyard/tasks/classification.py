@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -46,8 +46,6 @@ class ClassificationTask(Task):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.val_acc_best = MaxMetric()
-        self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best so far
         self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.confusion_matrix: torch.Tensor | None = None
 
@@ -56,8 +54,7 @@ class ClassificationTask(Task):
         logits = self(inputs)
         loss = self.criterion(logits, target)
         metrics.update(logits.detach(), target)
-        self.log_loss(stage, loss)
-        self.log_dict(metrics, on_step=False, on_epoch=True)
+        self.log_loss(stage, loss, weight=target.shape[0])
         return loss, logits, target
 
     def training_step(self, batch, batch_idx):
@@ -66,23 +63,18 @@ class ClassificationTask(Task):
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val", self.val_metrics)
 
-    def on_validation_epoch_end(self):
-        if self.trainer.sanity_checking:
-            return
-        self.val_acc_best(self.val_metrics["acc"].compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
-
-    def on_train_start(self):
-        # sanity-check batches must not count towards the best accuracy; a resumed run keeps
-        # the best it had (restored from the checkpoint)
-        if self.trainer.ckpt_path is None:
-            self.val_acc_best.reset()
-
     def test_step(self, batch, batch_idx):
         _, logits, target = self._step(batch, "test", self.test_metrics)
         self.test_confusion.update(logits, target)
 
+    def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
+        metrics = getattr(self, f"{stage}_metrics")
+        values = {**super().epoch_metrics(stage), **metrics.compute()}
+        metrics.reset()
+        return values
+
     def on_test_epoch_end(self):
+        super().on_test_epoch_end()
         self.confusion_matrix = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
 

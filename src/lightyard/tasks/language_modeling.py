@@ -9,9 +9,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MaxMetric
 
-from lightyard.tasks.base import Task
+from lightyard.tasks.base import STAGES, Task
 from lightyard.tasks.metrics import WeightedMean
 
 log = logging.getLogger(__name__)
@@ -24,6 +23,7 @@ class LanguageModelingTask(Task):
     so the checkpoint and early-stopping defaults work unchanged."""
 
     input_kinds = ("lm",)
+    progress_bar_metrics = ("val/ppl", "val/acc_best")
 
     def __init__(
         self,
@@ -40,10 +40,8 @@ class LanguageModelingTask(Task):
         self.sample_prompt = sample_prompt
         self.temperature = temperature
         self.top_k = top_k
-        # token-weighted means per stage (ModuleDict keys may not be "train": nn.Module.train)
-        self.losses = nn.ModuleDict({f"{s}_": WeightedMean() for s in ("train", "val", "test")})
-        self.accuracies = nn.ModuleDict({f"{s}_": WeightedMean() for s in ("train", "val", "test")})
-        self.val_acc_best = MaxMetric()
+        # token-weighted next-token accuracy per stage (the losses are the base task's)
+        self.accuracies = nn.ModuleDict({f"{s}_": WeightedMean() for s in STAGES})
         self.sample: str | None = None
 
     def _step(self, batch, stage: str):
@@ -53,17 +51,17 @@ class LanguageModelingTask(Task):
         counted = target != IGNORE
         tokens = counted.sum()
         correct = ((logits.argmax(dim=-1) == target) & counted).sum()
-        self.losses[f"{stage}_"].update(loss.detach(), weight=tokens)
         self.accuracies[f"{stage}_"].update(correct / tokens.clamp(min=1), weight=tokens)
-        self.log_loss(stage, loss)
+        self.log_loss(stage, loss, weight=tokens)
         return loss
 
-    def _epoch_end(self, stage: str) -> None:
-        mean_loss = self.losses[f"{stage}_"].compute()
-        self.log(f"{stage}/ppl", torch.exp(mean_loss), prog_bar=stage == "val")
-        self.log(f"{stage}/acc", self.accuracies[f"{stage}_"].compute())
-        self.losses[f"{stage}_"].reset()
-        self.accuracies[f"{stage}_"].reset()
+    def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
+        values = super().epoch_metrics(stage)
+        mean_loss = values["train/loss_epoch" if stage == "train" else f"{stage}/loss"]
+        accuracy = self.accuracies[f"{stage}_"]
+        values.update({f"{stage}/ppl": torch.exp(mean_loss), f"{stage}/acc": accuracy.compute()})
+        accuracy.reset()
+        return values
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -73,22 +71,6 @@ class LanguageModelingTask(Task):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
-
-    def on_train_epoch_end(self):
-        self._epoch_end("train")
-
-    def on_train_start(self):
-        self.val_acc_best.reset()
-
-    def on_validation_epoch_end(self):
-        accuracy = self.accuracies["val_"].compute()
-        self._epoch_end("val")
-        if not self.trainer.sanity_checking:
-            self.val_acc_best(accuracy)
-            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
-
-    def on_test_epoch_end(self):
-        self._epoch_end("test")
 
     @torch.no_grad()
     def generate(self, ids: torch.Tensor, new_tokens: int) -> torch.Tensor:
