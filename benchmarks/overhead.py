@@ -9,6 +9,10 @@ framework does between steps (hooks, callbacks, logging, periodic checkpoints) a
 the plain loop. A slow second on a shared machine then hits both loops alike; separate runs of
 each loop differ by more than the 3% being measured.
 
+The trainer is `train()`'s own (`build_fit_trainer`: default callbacks, exact resume, atomic
+checkpoint writes), minus the three callbacks that act on validation or once per fit (best
+checkpoint, early stopping, model summary): the benchmark runs no validation.
+
     python -m benchmarks.overhead --backbones cnn,lstm,transformer --steps 100
 """
 
@@ -107,8 +111,9 @@ def interleaved(cfg, loader: DataLoader, steps: int, warmup: int) -> tuple[float
     """(plain steps/s, lightyard steps/s) over the steps after `warmup`, taken in turns."""
     import lightning as L
 
-    from lightyard.run import build_fit_trainer, build_task
+    from lightyard.run import build_fit_trainer, build_task, prepare_process
 
+    prepare_process(cfg)  # as train() does; process-wide, so the plain loop gains alike
     plain = PlainStep(cfg, loader)
 
     class TakeTurns(L.Callback):

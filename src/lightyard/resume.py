@@ -26,6 +26,7 @@ SAFE_ON_RESUME = (
     "test",
     "validate",
     "trusted_checkpoint",
+    "keep_freed_memory",
     "tags",
     "logger",
     "callbacks.rich_progress_bar",

@@ -102,6 +102,14 @@ def build_trainer(
     return trainer
 
 
+def prepare_process(cfg: DictConfig) -> None:
+    """Process-wide settings a training run makes before it builds anything."""
+    if cfg.get("keep_freed_memory", True):
+        from lightyard.allocator import keep_freed_memory
+
+        keep_freed_memory()
+
+
 def build_fit_trainer(
     cfg: DictConfig, task: L.LightningModule, extra_callbacks: list[Any] = ()
 ) -> L.Trainer:
@@ -179,6 +187,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
     check_compatible(cfg)
     if cfg.get("print_config"):
         print_config_tree(cfg)
+    prepare_process(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)

@@ -55,6 +55,7 @@ ROOT_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "validate": ((bool,), "true (check the config and exit) or false"),
     "run_dir": ((str, type(None)), "a training run's directory"),
     "trusted_checkpoint": ((bool,), "true to load a checkpoint you trust with full pickle"),
+    "keep_freed_memory": ((bool,), "true (hold freed CPU memory for the next step) or false"),
 }
 
 PRECISIONS = {

@@ -124,6 +124,13 @@ class Task(L.LightningModule):
                 batch = (inputs.contiguous(memory_format=torch.channels_last), *rest)
         return batch
 
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # The step has applied the gradients: free them now rather than after the next forward
+        # (where Lightning zeroes them), so that forward reuses their memory instead of holding
+        # a model's worth of stale gradients at its activation peak.
+        optimizer.zero_grad(set_to_none=True)
+
     def _optimizer_factory(self) -> Callable[..., Any]:
         """The configured optimizer; on a GPU, fused kernels when it has them and the config
         leaves `fused` unset (one kernel per step instead of several per parameter group)."""
