@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-)
 
-from lightyard.tasks.base import Task
+from lightyard.tasks.base import STAGES, Task
+from lightyard.tasks.metrics import ConfusionCounts
 
 
 class ClassificationTask(Task):
@@ -36,47 +31,35 @@ class ClassificationTask(Task):
         super().__init__(backbone, optimizer, scheduler)
         self.num_classes = num_classes
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        metrics = MetricCollection(
-            {
-                # validate_args=False: the checks read tensor values, a device sync every step
-                "acc": MulticlassAccuracy(num_classes, validate_args=False),
-                "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
-            }
-        )
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        # confusion counts per stage (ModuleDict keys may not be "train": nn.Module.train)
+        self.confusion = nn.ModuleDict({f"{s}_": ConfusionCounts(num_classes) for s in STAGES})
         self.confusion_matrix: torch.Tensor | None = None
 
-    def _step(self, batch, stage: str, metrics: MetricCollection):
+    def _step(self, batch, stage: str):
         inputs, target = batch
         logits = self(inputs)
         loss = self.criterion(logits, target)
-        metrics.update(logits.detach(), target)
+        self.confusion[f"{stage}_"].update(logits.detach(), target)
         self.log_loss(stage, loss, weight=target.shape[0])
-        return loss, logits, target
+        return loss
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train", self.train_metrics)[0]
+        return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
-        self._step(batch, "val", self.val_metrics)
+        self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        _, logits, target = self._step(batch, "test", self.test_metrics)
-        self.test_confusion.update(logits, target)
+        self._step(batch, "test")
 
     def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
-        metrics = getattr(self, f"{stage}_metrics")
-        values = {**super().epoch_metrics(stage), **metrics.compute()}
-        metrics.reset()
+        confusion = self.confusion[f"{stage}_"]
+        values = super().epoch_metrics(stage)
+        values.update({f"{stage}/{k}": v for k, v in confusion.scores().items()})
+        if stage == "test":
+            self.confusion_matrix = confusion.compute().cpu()
+        confusion.reset()
         return values
-
-    def on_test_epoch_end(self):
-        super().on_test_epoch_end()
-        self.confusion_matrix = self.test_confusion.compute().cpu()
-        self.test_confusion.reset()
 
     def predict_step(self, batch, batch_idx):
         inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
