@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import platform
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -18,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config `python train.py <overrides>` would run, writing into a temporary directory."""
     root = Path(tempfile.mkdtemp(prefix="lightyard-bench-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     return compose(overrides, root=root, output_dir=root)
 
 
