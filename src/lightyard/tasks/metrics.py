@@ -52,14 +52,14 @@ class ConfusionCounts(Metric):
 
     def scores(self) -> dict[str, torch.Tensor]:
         """{"acc": macro accuracy (mean recall), "f1": macro F1}, over all ranks."""
-        matrix = self.compute().double()
+        matrix = self.compute().float()  # float32 like torchmetrics: ties break alike
         tp = matrix.diagonal()
         fn = matrix.sum(dim=1) - tp
         fp = matrix.sum(dim=0) - tp
-        seen = (tp + fp + fn > 0).double()
+        seen = (tp + fp + fn > 0).float()
 
         def macro(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
             score = numerator / denominator.clamp(min=1)
-            return ((score * seen).sum() / seen.sum().clamp(min=1)).float()
+            return (score * seen / seen.sum().clamp(min=1)).sum()  # torchmetrics' order
 
         return {"acc": macro(tp, tp + fn), "f1": macro(2 * tp, 2 * tp + fp + fn)}
