@@ -18,7 +18,7 @@ def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 torch.ones(64 << 20).sum()  # a first, largest step
 start = faults()
-for i in range(30):  # then steps whose buffers differ in size: 8 blocks of 1-2 MiB each
+for i in range(80):  # then steps whose buffers differ in size: 8 blocks of 1-2 MiB each
     held = [torch.ones((256 << 10) + (i * 37 + j * 11) % 256 * 1024) for j in range(8)]
     del held
 print(faults() - start)
@@ -38,7 +38,7 @@ def _faults(mode: str) -> int:
 )
 def test_freed_memory_is_reused_instead_of_faulted_in_again():
     default, kept = _faults("default"), _faults("keep")
-    assert kept * 4 < default, (kept, default)
+    assert kept * 2 < default, (kept, default)
 
 
 def test_train_config_switches_it(cfg_factory, monkeypatch):
