@@ -131,10 +131,6 @@ class Task(L.LightningModule):
         # a model's worth of stale gradients at its activation peak.
         optimizer.zero_grad(set_to_none=True)
 
-    def optimizer_zero_grad(self, epoch, batch_idx, optimizer) -> None:
-        """Nothing left to zero: `optimizer_step` freed the gradients right after the last step
-        (Lightning's call would walk every parameter again, about 0.2 ms a step)."""
-
     def _optimizer_factory(self) -> Callable[..., Any]:
         """The configured optimizer; on a GPU, fused kernels when it has them and the config
         leaves `fused` unset (one kernel per step instead of several per parameter group)."""
