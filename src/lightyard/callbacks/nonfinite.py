@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch import Callback
 
 from lightyard.errors import ConfigError
+from lightyard.log_steps import loggers_write_this_step
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class NonFiniteGuard(Callback):
         total, in_a_row = self._on_device
         total += bad
         in_a_row.add_(bad).mul_(bad)
-        if trainer._logger_connector.should_update_logs or trainer.fast_dev_run:
+        if loggers_write_this_step(trainer):
             self._report(trainer, pl_module, optimizer)
 
     def _report(self, trainer, pl_module, optimizer) -> None:

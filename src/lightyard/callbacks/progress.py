@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from lightning.pytorch.callbacks import RichProgressBar as LightningRichProgressBar
 
+from lightyard.log_steps import loggers_write_this_step
+
 
 class RichProgressBar(LightningRichProgressBar):
     """Two changes to Lightning's bar: it redraws `refresh_rate` times a second (Lightning's
@@ -17,8 +19,7 @@ class RichProgressBar(LightningRichProgressBar):
         self._skip_metrics = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        logs = trainer._logger_connector.should_update_logs  # Lightning's own callbacks' test
-        self._skip_metrics = not (logs or trainer.fast_dev_run)
+        self._skip_metrics = not loggers_write_this_step(trainer)
         try:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         finally:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
+from lightyard.log_steps import loggers_write_this_step
 from lightyard.tasks.metrics import WeightedMean
 
 STAGES = ("train", "val", "test")
@@ -64,13 +65,8 @@ class Task(L.LightningModule):
         `train/loss` is this rank's value on the steps the loggers write (no all-reduce)."""
         loss = loss.detach()
         self.stage_losses[f"{stage}_"].update(loss, weight)
-        if stage == "train" and self._loggers_write_this_step():
+        if stage == "train" and loggers_write_this_step(self.trainer):
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-
-    def _loggers_write_this_step(self) -> bool:
-        # the test Lightning's own LearningRateMonitor and ThroughputMonitor use
-        trainer = self.trainer
-        return trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run)
 
     def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         """The stage's epoch-level values, each already reduced across ranks; tasks add theirs
