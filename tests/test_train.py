@@ -76,15 +76,26 @@ def test_predict_step_returns_classes_and_probabilities(cfg_factory):
     assert (first["pred"] == first["prob"].argmax(dim=-1)).all()
 
 
-def test_optimizer_is_fused_only_on_gpu(cfg_factory):
+def test_optimizer_is_fused_where_torch_has_the_kernel(cfg_factory):
     import functools
 
     import torch
 
+    from lightyard.optim import with_fused_kernels
     from lightyard.run import build_task
 
-    task = build_task(cfg_factory())
-    assert task._optimizer_factory() is task.optimizer_factory  # CPU: as configured
-    task._device = torch.device("cuda", 0)  # what Lightning sets when it moves the module
-    fused = task._optimizer_factory()
-    assert isinstance(fused, functools.partial) and fused.keywords["fused"] is True
+    for group in ("adamw", "sgd"):
+        task = build_task(cfg_factory(f"optimizer={group}"))
+        fused = task._optimizer_factory()
+        assert isinstance(fused, functools.partial) and fused.keywords["fused"] is True
+        optimizer = fused(task.parameters())
+        assert optimizer.defaults["fused"] and optimizer._step_supports_amp_scaling
+        task._device = torch.device("cuda", 0)  # what Lightning sets when it moves the module
+        assert task._optimizer_factory().keywords["fused"] is True
+    # a setting in the config wins; optimizers fused only on some devices are left alone
+    for setting in ("optimizer.fused=false", "+optimizer.foreach=true"):
+        task = build_task(cfg_factory(setting))
+        assert task._optimizer_factory() is task.optimizer_factory
+    adagrad = functools.partial(torch.optim.Adagrad, lr=0.1)
+    assert with_fused_kernels(adagrad, "cuda") is adagrad
+    assert with_fused_kernels(functools.partial(torch.optim.AdamW), "mps").keywords == {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,7 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from lightyard.log_steps import loggers_write_this_step
+from lightyard.optim import with_fused_kernels
 from lightyard.tasks.metrics import WeightedMean
 
 STAGES = ("train", "val", "test")
@@ -128,15 +128,9 @@ class Task(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
 
     def _optimizer_factory(self) -> Callable[..., Any]:
-        """The configured optimizer; on a GPU, fused kernels when it has them and the config
-        leaves `fused` unset (one kernel per step instead of several per parameter group)."""
-        factory = self.optimizer_factory
-        if self.device.type != "cuda" or not isinstance(factory, functools.partial):
-            return factory
-        has_fused = "fused" in inspect.signature(factory.func).parameters
-        if has_fused and factory.keywords.get("fused") is None:
-            return functools.partial(factory, fused=True)
-        return factory
+        """The configured optimizer, with fused kernels where torch has them and the config
+        leaves `fused` unset (lightyard.optim.with_fused_kernels)."""
+        return with_fused_kernels(self.optimizer_factory, self.device.type)
 
     def configure_optimizers(self):
         optimizer = self._optimizer_factory()(self.parameters())
