@@ -70,9 +70,9 @@ def _fit(cfg_factory, monkeypatch, *overrides):
 
 
 def test_steps_that_do_not_log_read_nothing_back_from_the_device(cfg_factory, monkeypatch):
-    # a fused optimizer keeps its step counts on the device, and the non-finite guard then
-    # skips on the device too; torch's other optimizers read their CPU step counters (no sync)
-    watch, _ = _fit(cfg_factory, monkeypatch, "optimizer.fused=true")
+    # the default optimizer is fused: it keeps its step counts on the device, and the
+    # non-finite guard then skips on the device too
+    watch, _ = _fit(cfg_factory, monkeypatch)
     quiet = {step: n for step, n in watch.reads.items() if step % LOG_EVERY}
     assert len(quiet) >= 16
     assert set(quiet.values()) == {0}, quiet
@@ -93,3 +93,19 @@ def test_steps_log_only_on_logging_steps_and_epochs_log_once(cfg_factory, monkey
     steps = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     epochs = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
     assert min(steps) * 0.5 < epochs[0] < max(steps) * 1.5
+
+
+def test_hooks_run_under_a_profiler_that_records_nothing_unless_one_is_configured(cfg_factory):
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    from lightyard.profiler import NoProfiler
+
+    cfg = cfg_factory()
+    trainer = build_fit_trainer(cfg, build_task(cfg))
+    assert isinstance(trainer.profiler, NoProfiler)
+    first, second = trainer.profiler.profile("a"), trainer.profiler.profile("b")
+    assert first is second  # one reusable null context, no generator per hook call
+    with first, second:  # nests, as Lightning's hook calls do
+        pass
+    cfg = cfg_factory("debug=profile")
+    assert isinstance(build_fit_trainer(cfg, build_task(cfg)).profiler, SimpleProfiler)

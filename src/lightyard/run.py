@@ -93,6 +93,10 @@ def build_trainer(
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     strategy = build_strategy(cfg.trainer, task)
     extra = {"strategy": strategy} if strategy is not None else {}
+    if cfg.trainer.get("profiler") is None:
+        from lightyard.profiler import NoProfiler
+
+        extra["profiler"] = NoProfiler()
     if plugins:
         extra["plugins"] = list(plugins)
     trainer = instantiate(

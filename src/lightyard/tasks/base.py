@@ -51,6 +51,15 @@ class Task(L.LightningModule):
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best so far
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name before and after each of about 40 hook calls a step;
+        # nn.Module.__setattr__ spends microseconds each time checking for parameters, buffers
+        # and modules that a hook name never is.
+        if name == "_current_fx_name":
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
+
     def configure_model(self) -> None:
         """Runs once the strategy has its devices: FSDP2 shards the backbone here (the strategy
         knows how), then the backbone is compiled. Safe to run again (test after fit)."""

@@ -6,7 +6,19 @@ import torch
 from torchmetrics import Metric
 
 
-class WeightedMean(Metric):
+class StepMetric(Metric):
+    """A torchmetrics Metric whose per-step bookkeeping skips nn.Module.__setattr__: torchmetrics
+    sets `_computed` and `_update_count` on every update, and Module's checks for parameters,
+    buffers and submodules cost microseconds a time. States are updated in place."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in ("_computed", "_update_count"):
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
+
+
+class WeightedMean(StepMetric):
     """A weighted mean, summed across ranks at compute time.
 
     torchmetrics' MeanMetric checks every update for NaN (`if nans.any()`: the host waits for
@@ -21,14 +33,14 @@ class WeightedMean(Metric):
         self.add_state("weight", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, value: torch.Tensor, weight: torch.Tensor) -> None:
-        self.total += value.detach().double() * weight
-        self.weight += weight
+        self.total.add_(value.detach().double() * weight)
+        self.weight.add_(weight)
 
     def compute(self) -> torch.Tensor:
         return (self.total / self.weight.clamp(min=1)).float()
 
 
-class ConfusionCounts(Metric):
+class ConfusionCounts(StepMetric):
     """The confusion matrix (rows: target, columns: prediction), and torchmetrics' macro accuracy
     and macro F1 read from it: one bincount per update, where MulticlassAccuracy and
     MulticlassF1Score take about 0.25 ms of Python a step between them (benchmarks/overhead.py).
@@ -45,7 +57,7 @@ class ConfusionCounts(Metric):
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         index = target * self.num_classes + logits.argmax(dim=-1)
-        self.counts += torch.bincount(index.flatten(), minlength=self.num_classes**2)
+        self.counts.add_(torch.bincount(index.flatten(), minlength=self.num_classes**2))
 
     def compute(self) -> torch.Tensor:
         return self.counts.view(self.num_classes, self.num_classes)
