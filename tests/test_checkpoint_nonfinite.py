@@ -119,3 +119,58 @@ def test_fused_optimizer_stops_after_max_skips_on_a_logging_step(tmp_path):
     assert torch.equal(model.net.weight.detach(), before)
     state = torch.load(tmp_path / "nonfinite.ckpt", weights_only=True)
     assert torch.equal(state["state_dict"]["net.weight"], before)
+
+
+class GradAtStep(NanAtStep):
+    """A finite loss; at step NAN_AT one gradient entry is set to `value` after the backward."""
+
+    def __init__(self, value: float, fused: bool):
+        super().__init__()
+        self.value, self.fused = value, fused
+        self.weights_after_step: torch.Tensor | None = None
+
+    def training_step(self, batch, batch_idx):
+        return self.net(batch[0]).pow(2).mean()
+
+    def on_after_backward(self):
+        if self.global_step == NAN_AT:
+            self.weights_before_nan = self.net.weight.detach().clone()
+            self.net.weight.grad[0, 0] = self.value
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if batch_idx == NAN_AT:
+            self.weights_after_step = self.net.weight.detach().clone()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1e-20, fused=self.fused)
+
+
+def _fit_model(model, guard, tmp_path):
+    trainer = L.Trainer(
+        max_steps=4, callbacks=[guard], logger=False, enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(model, DataLoader(TensorDataset(torch.randn(16, 2)), batch_size=2))
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["host check", "device skip"])
+def test_a_nan_gradient_under_a_finite_loss_skips_the_step(tmp_path, fused, caplog):
+    guard = NonFiniteGuard(action="skip")
+    model = GradAtStep(float("nan"), fused)
+    _fit_model(model, guard, tmp_path)
+    assert guard.skipped_total == 1
+    assert torch.equal(model.weights_after_step, model.weights_before_nan)
+    if not fused:  # the host check names the parameter
+        assert "Non-finite gradient of net.weight at step 2" in caplog.text
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["host check", "device skip"])
+def test_a_huge_finite_gradient_is_applied_not_skipped(tmp_path, fused):
+    # 1e30 squared overflows float32: a check by gradient norm would call this step non-finite
+    guard = NonFiniteGuard(action="skip")
+    model = GradAtStep(1e30, fused)
+    _fit_model(model, guard, tmp_path)
+    assert guard.skipped_total == 0
+    moved = model.weights_before_nan - model.weights_after_step
+    assert moved[0, 0] == pytest.approx(1e10, rel=1e-3)  # lr 1e-20 x gradient 1e30
+    assert torch.isfinite(model.net.weight).all()

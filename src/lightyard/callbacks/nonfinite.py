@@ -1,11 +1,11 @@
 """A NaN or inf loss or gradient is caught at the step where it appears, and either skipped (the
 optimizer step is not taken) or ends the run after a checkpoint of the last finite state.
 
-With a fused optimizer (torch's fused AdamW/Adam/SGD: the default on GPUs) and action=skip the
+With a fused optimizer (torch's fused AdamW/Adam/SGD: lightyard's default) and action=skip the
 guard never waits for the device: the "found non-finite" flag stays a device tensor that the
 optimizer's kernel reads and skips on (parameters, moments and step count untouched), exactly as
 torch's GradScaler drives it. Skips are counted on the device and read on the steps the loggers
-write anyway. Any other optimizer, or action=stop, gets one fused check and one host read per
+write anyway. Any other optimizer, or action=stop, gets the same check and one host read per
 step."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 from lightning.pytorch import Callback
+from torch import distributed as dist
 
 from lightyard.errors import ConfigError
 from lightyard.log_steps import loggers_write_this_step
@@ -55,17 +56,13 @@ class NonFiniteGuard(Callback):
         if self.action == "skip" and _skips_on_device(optimizer):
             self._skip_on_device(trainer, pl_module, optimizer, loss)
             return
-        # One fused check and one host-device sync per step, whatever the number of parameters;
-        # the exact search for the offending parameter runs only when the check fails.
-        if _maybe_finite(optimizer, loss):
+        # One check over all gradients and one host read per step, whatever the number of
+        # parameters; the search for the offending parameter runs only when the check fails.
+        if not bool(_found_nonfinite(optimizer, loss)):
             self.skipped_in_a_row = 0
             return
-        bad = _nonfinite_grads(pl_module)
         loss_bad = loss is not None and not bool(torch.isfinite(loss).all())
-        if bad is None and not loss_bad:  # a finite gradient whose L2 norm overflowed
-            self.skipped_in_a_row = 0
-            return
-        what = "loss" if loss_bad else f"gradient of {bad}"
+        what = "loss" if loss_bad else f"gradient of {_nonfinite_grads(pl_module)}"
         step = trainer.global_step
         if self.action == "stop" or self.skipped_in_a_row >= self.max_skips:
             self._stop(trainer, optimizer, f"non-finite {what} at step {step}")
@@ -90,7 +87,7 @@ class NonFiniteGuard(Callback):
         )
 
     def _skip_on_device(self, trainer, pl_module, optimizer, loss) -> None:
-        bad = (~_finite_flag(optimizer, loss)).float()
+        bad = _found_nonfinite(optimizer, loss)
         optimizer.found_inf = bad  # the fused kernel skips the whole update where this is 1
         if self._on_device is None:
             self._on_device = (torch.zeros_like(bad), torch.zeros_like(bad))
@@ -128,10 +125,13 @@ class NonFiniteGuard(Callback):
 
 
 def _skips_on_device(optimizer) -> bool:
-    """torch's fused optimizers read `found_inf` and skip on the device (GradScaler's protocol)."""
-    return bool(optimizer.defaults.get("fused")) and getattr(
-        optimizer, "_step_supports_amp_scaling", False
-    )
+    """torch's fused optimizers read `found_inf` and skip on the device (GradScaler's protocol);
+    FSDP2's sharded parameters take the host check (a plain flag beside DTensors is refused)."""
+    fused = optimizer.defaults.get("fused")
+    if not (fused and getattr(optimizer, "_step_supports_amp_scaling", False)):
+        return False
+    params = (p for group in optimizer.param_groups for p in group["params"])
+    return not any(hasattr(p, "device_mesh") for p in params)
 
 
 def _drop_grads(optimizer) -> None:
@@ -140,24 +140,33 @@ def _drop_grads(optimizer) -> None:
             param.grad = None
 
 
-def _finite_flag(optimizer, loss: torch.Tensor | None) -> torch.Tensor:
-    """A device tensor, False whenever the loss or a gradient the optimizer is about to apply
-    holds a NaN or an inf; rarely also for a huge finite gradient (an L2 norm past 1.8e19
-    overflows). The L2 norm runs vectorised, several times faster on CPUs than the max-norm, and
-    NaN and inf always carry through it."""
+def _found_nonfinite(optimizer, loss: torch.Tensor | None) -> torch.Tensor:
+    """A one-element float tensor on the gradients' device: 1 when the loss or a gradient the
+    optimizer is about to apply holds a NaN or an inf, else 0. torch's GradScaler check (one
+    pass over the gradients, which it multiplies by 1: values unchanged), exact for any finite
+    value, and faster on CPUs than a vectorised norm; FSDP2's sharded gradients are checked
+    shard by shard and the verdict is shared, so every rank skips alike."""
     grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
-    norms = torch._foreach_norm([g for g in grads if g is not None], 2)
-    flag = torch.stack(norms).isfinite().all() if norms else None
-    if hasattr(flag, "full_tensor"):  # FSDP2's sharded gradients: every rank decides alike
-        flag = flag.full_tensor()
-    if loss is not None:
-        loss_finite = loss.isfinite().all()
-        flag = loss_finite if flag is None else flag & loss_finite
-    return torch.tensor(True) if flag is None else flag
-
-
-def _maybe_finite(optimizer, loss: torch.Tensor | None) -> bool:
-    return bool(_finite_flag(optimizer, loss))
+    grads = [g for g in grads if g is not None]
+    mesh = next((g.device_mesh for g in grads if hasattr(g, "device_mesh")), None)
+    tensors = [g.to_local() if hasattr(g, "to_local") else g for g in grads]
+    if loss is not None:  # a copy: the check writes to what it checks
+        tensors.append(loss.detach().reshape(1).to(torch.float32, copy=True))
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for tensor in tensors:
+        groups.setdefault((tensor.device, tensor.dtype), []).append(tensor)
+    device = tensors[0].device if tensors else torch.device("cpu")
+    found = torch.zeros((), device=device)
+    for (group_device, _), group in groups.items():
+        flag = found if group_device == device else torch.zeros((), device=group_device)
+        torch._amp_foreach_non_finite_check_and_unscale_(
+            group, flag, torch.ones((), device=group_device)
+        )
+        if flag is not found:  # gradients on several devices (rare): any of them counts
+            found = torch.maximum(found, flag.to(device))
+    if mesh is not None:
+        dist.all_reduce(found, op=dist.ReduceOp.MAX, group=mesh.get_group())
+    return found
 
 
 def _nonfinite_grads(module: torch.nn.Module) -> str | None:
