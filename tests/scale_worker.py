@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from lightyard.callbacks.nonfinite import NonFiniteGuard
 from lightyard.data.digits import DigitsDataModule
 from lightyard.models.cnn import SimpleCNN
 from lightyard.strategies import FSDP2Strategy, block_classes
@@ -106,7 +107,7 @@ def fit(
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[losses],
+        callbacks=[losses, NonFiniteGuard()],  # its check runs on sharded gradients too
         deterministic=True,
         use_distributed_sampler=False,
     )

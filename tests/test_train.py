@@ -99,3 +99,24 @@ def test_optimizer_is_fused_where_torch_has_the_kernel(cfg_factory):
     adagrad = functools.partial(torch.optim.Adagrad, lr=0.1)
     assert with_fused_kernels(adagrad, "cuda") is adagrad
     assert with_fused_kernels(functools.partial(torch.optim.AdamW), "mps").keywords == {}
+
+
+def test_a_resumed_optimizer_keeps_this_runs_kernel_not_the_checkpoints():
+    import copy
+
+    import torch
+
+    from lightyard.optim import keep_kernel_choice
+
+    params = [torch.nn.Parameter(torch.ones(3))]
+    saved = torch.optim.AdamW(params, fused=True)
+    params[0].grad = torch.ones(3)
+    saved.step()
+    for fused in (False, True):
+        resumed = torch.optim.AdamW(params, fused=fused)
+        resumed.load_state_dict(copy.deepcopy(saved.state_dict()))
+        assert resumed.param_groups[0]["fused"] is True  # what torch restores
+        keep_kernel_choice(resumed)
+        assert resumed.param_groups[0]["fused"] is fused
+        resumed.step()
+        assert int(resumed.state[params[0]]["step"]) == 2

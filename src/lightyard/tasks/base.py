@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from lightyard.log_steps import loggers_write_this_step
-from lightyard.optim import with_fused_kernels
+from lightyard.optim import keep_kernel_choice, with_fused_kernels
 from lightyard.tasks.metrics import WeightedMean
 
 STAGES = ("train", "val", "test")
@@ -97,6 +97,9 @@ class Task(L.LightningModule):
         # the best it had (restored from the checkpoint)
         if self.trainer.ckpt_path is None:
             self.val_acc_best.reset()
+        else:
+            for optimizer in self.trainer.optimizers:
+                keep_kernel_choice(optimizer)
 
     def on_train_epoch_end(self) -> None:
         self.log_epoch("train")
@@ -139,7 +142,8 @@ class Task(L.LightningModule):
     def _optimizer_factory(self) -> Callable[..., Any]:
         """The configured optimizer, with fused kernels where torch has them and the config
         leaves `fused` unset (lightyard.optim.with_fused_kernels)."""
-        return with_fused_kernels(self.optimizer_factory, self.device.type)
+        sharded = any(hasattr(p, "device_mesh") for p in self.parameters())  # FSDP2's DTensors
+        return with_fused_kernels(self.optimizer_factory, self.device.type, sharded)
 
     def configure_optimizers(self):
         optimizer = self._optimizer_factory()(self.parameters())
