@@ -179,6 +179,7 @@ def main() -> dict:
                 "callbacks.model_checkpoint=null",
                 "callbacks.early_stopping=null",
                 "callbacks.model_summary=null",
+                "trainer.enable_model_summary=false",
                 "scheduler=none",
             ]
         )
