@@ -47,6 +47,12 @@ def test_confusion_counts_reset_and_empty():
     assert metric.compute().sum().item() == 0
 
 
+def test_perfect_predictions_score_exactly_one():
+    metric = ConfusionCounts(10)  # 10 x 0.1 in float32 sums to 1.0000001
+    metric.update(torch.eye(10), torch.arange(10))
+    assert metric.scores() == {"acc": 1.0, "f1": 1.0}
+
+
 def test_weighted_mean_uses_the_weights():
     mean = WeightedMean()
     mean.update(torch.tensor(1.0), 3)
