@@ -49,7 +49,7 @@ def section() -> str:
             [
                 name,
                 str(r["batch"]),
-                str(r.get("steps", 100)),
+                str(r["steps"]),
                 f"{r['plain_steps_per_s']:.2f}",
                 f"{r['lightyard_steps_per_s']:.2f}",
                 f"{r['ratio']:.3f}",

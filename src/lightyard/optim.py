@@ -21,6 +21,11 @@ FUSED_SHARDED = (Adam, AdamW)
 FUSED_DEVICES = ("cpu", "cuda", "xpu")
 
 
+def is_sharded(tensor: torch.Tensor) -> bool:
+    """An FSDP2 DTensor (a parameter or its gradient), sharded across ranks."""
+    return hasattr(tensor, "device_mesh")
+
+
 def with_fused_kernels(
     factory: Callable[..., Any], device_type: str, sharded: bool = False
 ) -> Callable[..., Any]:

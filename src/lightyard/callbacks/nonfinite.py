@@ -20,6 +20,7 @@ from torch import distributed as dist
 
 from lightyard.errors import ConfigError
 from lightyard.log_steps import loggers_write_this_step
+from lightyard.optim import is_sharded
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,17 @@ class NonFiniteGuard(Callback):
         self.skipped_in_a_row = 0
         self.skipped_total = 0
         self._on_device: tuple[torch.Tensor, torch.Tensor] | None = None  # (total, in a row)
+        self._device_skip: dict[int, bool] = {}  # per optimizer, decided at its first step in a fit
 
     def on_before_backward(self, trainer, pl_module, loss) -> None:
         self._loss = loss.detach()
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         loss = getattr(self, "_loss", None)
-        if self.action == "skip" and _skips_on_device(optimizer):
+        on_device = self._device_skip.get(id(optimizer))
+        if on_device is None:  # an optimizer's kind and parameters are fixed for the fit
+            on_device = self._device_skip[id(optimizer)] = _skips_on_device(optimizer)
+        if self.action == "skip" and on_device:
             self._skip_on_device(trainer, pl_module, optimizer, loss)
             return
         # One check over all gradients and one host read per step, whatever the number of
@@ -117,6 +122,7 @@ class NonFiniteGuard(Callback):
             )
 
     def on_train_end(self, trainer, pl_module) -> None:
+        self._device_skip = {}  # a later fit has optimizers of its own
         if self._on_device is not None:
             total = int(self._on_device[0])
             if total > self.skipped_total:
@@ -131,7 +137,7 @@ def _skips_on_device(optimizer) -> bool:
     if not (fused and getattr(optimizer, "_step_supports_amp_scaling", False)):
         return False
     params = (p for group in optimizer.param_groups for p in group["params"])
-    return not any(hasattr(p, "device_mesh") for p in params)
+    return not any(is_sharded(p) for p in params)
 
 
 def _drop_grads(optimizer) -> None:
@@ -148,8 +154,8 @@ def _found_nonfinite(optimizer, loss: torch.Tensor | None) -> torch.Tensor:
     shard by shard and the verdict is shared, so every rank skips alike."""
     grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
     grads = [g for g in grads if g is not None]
-    mesh = next((g.device_mesh for g in grads if hasattr(g, "device_mesh")), None)
-    tensors = [g.to_local() if hasattr(g, "to_local") else g for g in grads]
+    mesh = next((g.device_mesh for g in grads if is_sharded(g)), None)
+    tensors = [g.to_local() if is_sharded(g) else g for g in grads]
     if loss is not None:  # a copy: the check writes to what it checks
         tensors.append(loss.detach().reshape(1).to(torch.float32, copy=True))
     groups: dict[tuple, list[torch.Tensor]] = {}

@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from lightyard.log_steps import loggers_write_this_step
-from lightyard.optim import keep_kernel_choice, with_fused_kernels
+from lightyard.optim import is_sharded, keep_kernel_choice, with_fused_kernels
 from lightyard.tasks.metrics import WeightedMean
 
 STAGES = ("train", "val", "test")
@@ -142,7 +142,7 @@ class Task(L.LightningModule):
     def _optimizer_factory(self) -> Callable[..., Any]:
         """The configured optimizer, with fused kernels where torch has them and the config
         leaves `fused` unset (lightyard.optim.with_fused_kernels)."""
-        sharded = any(hasattr(p, "device_mesh") for p in self.parameters())  # FSDP2's DTensors
+        sharded = any(is_sharded(p) for p in self.parameters())
         return with_fused_kernels(self.optimizer_factory, self.device.type, sharded)
 
     def configure_optimizers(self):
