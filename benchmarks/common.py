@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from lightyard.compose import compose_config as compose
+from lightyard.config.compose import compose_config as compose
 
 REPO = Path(__file__).resolve().parents[1]
 

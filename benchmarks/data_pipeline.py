@@ -54,7 +54,7 @@ def loader_rate(datamodule, batches: int) -> tuple[float, int]:
 
 def model_rate(cfg, datamodule, batches: int) -> float:
     """Samples/s of forward + backward + optimizer step of the default backbone."""
-    from lightyard.run import build_task
+    from lightyard.runs.build import build_task
 
     task = build_task(cfg)
     optimizer = task.optimizer_factory(task.parameters())

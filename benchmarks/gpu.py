@@ -57,7 +57,7 @@ def run(name: str, steps: int, warmup: int, compile_model: bool) -> dict:
     from lightning.fabric.utilities.throughput import get_available_flops
 
     from lightyard.callbacks.throughput import training_flops_per_batch
-    from lightyard.run import build_task, build_trainer
+    from lightyard.runs.build import build_task, build_trainer
 
     overrides, length, batch = MODELS[name]
     cfg = compose_config(

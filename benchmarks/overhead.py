@@ -94,7 +94,7 @@ class PlainStep:
     def __init__(self, cfg, loader: DataLoader) -> None:
         from hydra.utils import instantiate
 
-        from lightyard.optim import with_fused_kernels
+        from lightyard.tasks.optim import with_fused_kernels
 
         torch.manual_seed(0)
         self.model = instantiate(cfg.model).train()
@@ -124,7 +124,8 @@ def interleaved(cfg, loader: DataLoader, steps: int, warmup: int) -> tuple[float
     """(plain steps/s, lightyard steps/s) over the steps after `warmup`, taken in turns."""
     import lightning as L
 
-    from lightyard.run import build_fit_trainer, build_task, prepare_process
+    from lightyard.runs.build import build_fit_trainer, build_task
+    from lightyard.runs.process import prepare_process
 
     prepare_process(cfg)  # as train() does; process-wide, so the plain loop gains alike
     plain = PlainStep(cfg, loader)

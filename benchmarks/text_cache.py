@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, sys, time
 from hydra import compose, initialize_config_dir
-from lightyard import resolvers
-from lightyard.cli import config_dir
+from lightyard.config import resolvers
+from lightyard.config.compose import config_dir
 from hydra.utils import instantiate
 import lightyard.data.text  # imports (torch, Lightning) are not data setup: load them first
 resolvers.register()

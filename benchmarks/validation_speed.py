@@ -18,9 +18,9 @@ CASES = [["optimizer.lrr=0.1"], ["model=cnnn"], ["data.batch_size=-1"], ["valida
 
 
 def in_process(repeats: int = 10) -> float:
-    from lightyard import resolvers
-    from lightyard.cli import config_dir
-    from lightyard.validate import check_command_line
+    from lightyard.config import resolvers
+    from lightyard.config.compose import config_dir
+    from lightyard.config.validate import check_command_line
 
     resolvers.register()
     check_command_line(

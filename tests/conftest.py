@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig
 
-from lightyard.compose import compose_config
+from lightyard.config.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from lightyard.callbacks.throughput import count_samples, count_tokens, training_flops_per_batch
 from lightyard.models.cnn import SimpleCNN
-from lightyard.run import train
+from lightyard.runs.train import train
 
 
 def test_meta_flops_equal_the_real_model_flops_and_touch_no_weights():

@@ -42,7 +42,10 @@ def test_ddp_run_trains_and_tests_in_one_run_dir(tmp_path):
     hparams = yaml.safe_load((run / "csv" / "hparams.yaml").read_text())
     assert hparams["batch/global"] == 128 and hparams["batch/per_device"] == 32
     # rank 1 ran from the config rank 0 saved in this run's directory (asked to log: it did)
-    assert f"[rank 1] INFO lightyard.launch: train from {run}/.hydra/rank_config.yaml" in out.stderr
+    assert (
+        f"[rank 1] INFO lightyard.distributed.rank: train from {run}/.hydra/rank_config.yaml"
+        in out.stderr
+    )
 
 
 def test_ddp_multirun_keeps_one_sweep_with_each_jobs_parameters(tmp_path):

@@ -37,7 +37,7 @@ def test_wheel_ships_configs_and_console_scripts(tmp_path):
         assert out.returncode == 0, out.stderr
         assert "task_name:" in out.stdout
     # the installed package, not the checkout, answered
-    probe = "import lightyard.cli as c; print(c.config_dir())"
+    probe = "import lightyard.config.compose as c; print(c.config_dir())"
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True
     )

@@ -1,1 +1,2 @@
-"""Hydra plugins of lightyard (Hydra discovers launchers only in the hydra_plugins namespace)."""
+"""lightyard's Hydra launcher plugins: parallel local jobs, and submitit (SLURM, local) made to
+run lightyard jobs. Hydra discovers plugins only in the hydra_plugins namespace."""

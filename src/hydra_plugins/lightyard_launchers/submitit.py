@@ -18,8 +18,8 @@ except ImportError:  # the `slurm` extra is not installed: offer nothing
 
 class _LightyardJob:
     def __call__(self, sweep_overrides: list[str], *args: Any, **kwargs: Any) -> Any:
-        from lightyard import resolvers
-        from lightyard.launch import external_rank
+        from lightyard.config import resolvers
+        from lightyard.distributed.environment import external_rank
 
         resolvers.register()
         if external_rank() > 0:

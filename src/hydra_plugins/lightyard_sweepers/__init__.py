@@ -1,1 +1,1 @@
-"""lightyard's Hydra plugins: the Optuna sweeper and the parallel local launcher."""
+"""lightyard's Hydra sweeper plugin: Optuna on current Optuna and SQLAlchemy releases."""

@@ -74,15 +74,14 @@ class LightyardOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from lightyard.errors import ConfigError
+        from lightyard.errors import ConfigError, exit_with
         from lightyard.sweeps.optuna_sweep import OptunaSweep
 
         sweep = OptunaSweep(self.conf, self.config, self.launcher, self.hydra_context.config_loader)
         try:
             result = sweep.run(arguments)
         except ConfigError as error:
-            print(f"lightyard: error: {error}", file=sys.stderr)
-            sys.exit(error.exit_code)
+            exit_with(error)
         if result.failed:
             print(f"{result.failed} trial(s) failed; see the reason column of trials.csv")
             sys.exit(TRIALS_FAILED_EXIT_CODE)

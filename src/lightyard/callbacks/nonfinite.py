@@ -18,9 +18,9 @@ import torch
 from lightning.pytorch import Callback
 from torch import distributed as dist
 
+from lightyard import _internals
+from lightyard.distributed.sharding import is_sharded
 from lightyard.errors import ConfigError
-from lightyard.log_steps import loggers_write_this_step
-from lightyard.optim import is_sharded
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +93,13 @@ class NonFiniteGuard(Callback):
 
     def _skip_on_device(self, trainer, pl_module, optimizer, loss) -> None:
         bad = _found_nonfinite(optimizer, loss)
-        optimizer.found_inf = bad  # the fused kernel skips the whole update where this is 1
+        _internals.skip_if_found(optimizer, bad)  # the kernel skips the update where this is 1
         if self._on_device is None:
             self._on_device = (torch.zeros_like(bad), torch.zeros_like(bad))
         total, in_a_row = self._on_device
         total += bad
         in_a_row.add_(bad).mul_(bad)
-        if loggers_write_this_step(trainer):
+        if _internals.loggers_write_this_step(trainer):
             self._report(trainer, pl_module, optimizer)
 
     def _report(self, trainer, pl_module, optimizer) -> None:
@@ -134,7 +134,7 @@ def _skips_on_device(optimizer) -> bool:
     """torch's fused optimizers read `found_inf` and skip on the device (GradScaler's protocol);
     FSDP2's sharded parameters take the host check (a plain flag beside DTensors is refused)."""
     fused = optimizer.defaults.get("fused")
-    if not (fused and getattr(optimizer, "_step_supports_amp_scaling", False)):
+    if not (fused and _internals.skips_on_device(optimizer)):
         return False
     params = (p for group in optimizer.param_groups for p in group["params"])
     return not any(is_sharded(p) for p in params)
@@ -165,9 +165,7 @@ def _found_nonfinite(optimizer, loss: torch.Tensor | None) -> torch.Tensor:
     found = torch.zeros((), device=device)
     for (group_device, _), group in groups.items():
         flag = found if group_device == device else torch.zeros((), device=group_device)
-        torch._amp_foreach_non_finite_check_and_unscale_(
-            group, flag, torch.ones((), device=group_device)
-        )
+        _internals.non_finite_check(group, flag, torch.ones((), device=group_device))
         if flag is not found:  # gradients on several devices (rare): any of them counts
             found = torch.maximum(found, flag.to(device))
     if mesh is not None:

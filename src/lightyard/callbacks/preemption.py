@@ -5,7 +5,10 @@ requeue the run and `resume=` continues exactly where it stopped."""
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
+import subprocess
 import threading
 from pathlib import Path
 
@@ -20,14 +23,15 @@ SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 class Preemption(Callback):
     """Signal handlers only note the signal; the save happens between steps, where the loop
-    state is consistent. Lightning's own SIGTERM handler (which stops without saving) is replaced
-    while training; under SLURM with auto-requeue, its requeue handler runs after our save."""
+    state is consistent. Lightning's own handlers (SIGTERM stops without saving; under SLURM
+    with auto-requeue, SIGUSR1 saves an hpc checkpoint and requeues) are replaced while
+    training: under SLURM with auto-requeue, the requeue signal is saved here and then the job
+    is requeued as Lightning would, with `scontrol requeue`."""
 
     def __init__(self, dirpath: str, filename: str = "preempted.ckpt") -> None:
         self.path = Path(dirpath) / filename
         self.received: int | None = None
         self._original: dict[int, object] = {}  # restored when training ends
-        self._chained: dict[int, object] = {}  # Lightning's SLURM requeue handler, if any
 
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -36,7 +40,6 @@ class Preemption(Callback):
             current = signal.getsignal(signum)
             if current != self._note:
                 self._original.setdefault(signum, current)
-                self._chained[signum] = current
                 signal.signal(signum, self._note)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -62,9 +65,8 @@ class Preemption(Callback):
         trainer.save_checkpoint(self.path)
         step = trainer.global_step
         log.warning("Preempted at step %d; checkpoint saved to %s", step, self.path)
-        previous = self._chained.get(signal.SIGUSR1)
-        if self.received == signal.SIGUSR1 and callable(previous) and _is_slurm_requeue(previous):
-            previous(self.received, None)  # e.g. Lightning's SLURM requeue
+        if self.received == slurm_requeue_signal(trainer) and trainer.is_global_zero:
+            requeue_slurm_job()
         raise Preempted(
             f"stopped by {signal.Signals(self.received).name} at step {step}; "
             f"resume with resume={self.path.parent.parent}"
@@ -82,10 +84,39 @@ class Preemption(Callback):
         for signum, handler in self._original.items():
             if handler is not None:
                 signal.signal(signum, handler)
-        self._original, self._chained = {}, {}
+        self._original = {}
 
 
-def _is_slurm_requeue(handler) -> bool:
-    """Lightning's handler set when running under SLURM with auto_requeue."""
-    handlers = getattr(handler, "signal_handlers", [])
-    return any(getattr(h, "__name__", "") == "_slurm_sigusr_handler_fn" for h in handlers)
+def slurm_requeue_signal(trainer) -> int | None:
+    """The signal after which a SLURM job is requeued: the run's SLURMEnvironment's, when it has
+    auto_requeue on (Lightning's default under SLURM: SIGUSR1); None outside SLURM."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if not isinstance(environment, SLURMEnvironment):
+        if not SLURMEnvironment.detect():
+            return None
+        environment = SLURMEnvironment()  # what Lightning builds under SLURM by default
+    return environment.requeue_signal if environment.auto_requeue else None
+
+
+def requeue_slurm_job() -> bool:
+    """`scontrol requeue <job>`, as Lightning's SLURM handler does (array tasks by their id)."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array_job is not None:
+        job = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    else:
+        job = os.environ.get("SLURM_JOB_ID", "")
+    if not re.fullmatch(r"[0-9_]+", job):
+        log.warning("Not requeued: SLURM job id %r is not a job id", job)
+        return False
+    try:
+        done = subprocess.call(["scontrol", "requeue", job]) == 0
+    except OSError as error:
+        log.warning("Requeuing SLURM job %s failed: %s", job, error)
+        return False
+    if done:
+        log.warning("Requeued SLURM job %s", job)
+    else:
+        log.warning("Requeuing SLURM job %s failed (scontrol returned an error)", job)
+    return done

@@ -6,13 +6,27 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from lightyard.data.loaders import make_loader
+from lightyard.errors import ConfigError
+
+
+def check_fixed_shape(dataset: str, **stated: tuple[object, object]) -> None:
+    """A set whose shape is what it is: the config states it (channels, image_size, num_classes)
+    so that other groups can interpolate it, and a value that disagrees is an error, not a
+    setting that would be ignored. `stated` maps each key to (config value, the set's value)."""
+    for key, (given, actual) in stated.items():
+        if given != actual:
+            raise ConfigError(
+                f"data.{key}={given}, but {dataset} has {key} {actual}. Allowed: {actual}. "
+                f"Fix: drop the override of data.{key} (other groups read it, e.g. "
+                f"${{data.{key}}})"
+            )
 
 
 class SplitDataModule(L.LightningDataModule):
-    """Subclasses fill `self.datasets` with "train", "val" and "test" in `setup`."""
-
-    # what a batch's inputs are: image, tokens or lm; models and tasks declare what they read
-    input_kind = "image"
+    """Subclasses fill `self.datasets` with "train", "val" and "test" in `setup`, and say what
+    their batches' inputs are in a class attribute `input_kind` ("image", "tokens" or "lm"; the
+    models and tasks declare what they read, and lightyard.config.fit checks the two agree
+    before a run starts). There is no default: a DataModule that says nothing is reported."""
 
     def __init__(
         self,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from lightyard.data.base import SplitDataModule
+from lightyard.data.base import SplitDataModule, check_fixed_shape
 from lightyard.data.loaders import seeded_split
 
 
 class DigitsDataModule(SplitDataModule):
-    """1,797 grey 8x8 digits held in memory as tensors, split train/val/test by a fixed seed."""
+    """1,797 grey 8x8 digits held in memory as tensors, split train/val/test by a fixed seed.
+    `channels`, `image_size` and `num_classes` are the set's own (1, 8, 10): stated in the
+    config for other groups to read, and checked."""
+
+    input_kind = "image"
 
     def __init__(
         self,
@@ -25,6 +29,12 @@ class DigitsDataModule(SplitDataModule):
         num_classes: int = 10,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
+        check_fixed_shape(
+            "digits",
+            channels=(channels, 1),
+            image_size=(image_size, 8),
+            num_classes=(num_classes, 10),
+        )
         self.fractions = [val_fraction, test_fraction]
         self.split_seed = split_seed
 

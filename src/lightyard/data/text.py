@@ -73,7 +73,6 @@ class TokenDataModule(SplitDataModule):
         self.folder: Path | None = None
         self.meta: dict[str, Any] = {}
         self._encoder: Encoder | None = None
-        self.last_setup = {}
 
     # --- the cache ---------------------------------------------------------------------------
     def cache_folder(self) -> Path:
@@ -133,7 +132,6 @@ class TokenDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        started = time.perf_counter()
         folder = self.cache_folder()
         if not (folder / "meta.json").is_file():
             self.prepare_data()  # setup without prepare_data (tests, notebooks)
@@ -143,7 +141,6 @@ class TokenDataModule(SplitDataModule):
         self.datasets = {
             split: self.open_split(folder, split) for split in ("train", "val", "test")
         }
-        self.last_setup = {"folder": str(folder), "seconds": time.perf_counter() - started}
 
     def encoder(self) -> Encoder:
         """The cached tokenizer, loaded only when text has to be encoded or decoded."""

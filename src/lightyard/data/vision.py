@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from lightyard.data.base import SplitDataModule
+from lightyard.data.base import SplitDataModule, check_fixed_shape
 from lightyard.data.loaders import seeded_split
 from lightyard.errors import ConfigError
 
@@ -54,7 +54,11 @@ def _to_rgb(image):
 
 
 class TorchvisionDataModule(SplitDataModule):
-    """MNIST, Fashion-MNIST or CIFAR-10: official test split for test, a seeded hold-out for val."""
+    """MNIST, Fashion-MNIST or CIFAR-10: official test split for test, a seeded hold-out for val.
+    Images are resized to `image_size` and converted to `channels`; `num_classes` is the set's
+    own (10 for each), stated for other groups to read, and checked."""
+
+    input_kind = "image"
 
     def __init__(
         self,
@@ -76,6 +80,7 @@ class TorchvisionDataModule(SplitDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
         self.dataset_class = _dataset_class(dataset, verify)
+        check_fixed_shape(dataset, num_classes=(num_classes, 10))
         self.name = dataset
         self.root = root
         self.download = download
@@ -121,6 +126,8 @@ class TorchvisionDataModule(SplitDataModule):
 
 class ImageFolderDataModule(SplitDataModule):
     """Images in <root>/<class>/<file> (torchvision's ImageFolder), split by a fixed seed."""
+
+    input_kind = "image"
 
     def __init__(
         self,

@@ -28,10 +28,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    input_kind = "image"
-
     """Stage i: depths[i] blocks of widths[i] channels; each stage after the first halves H, W."""
 
+    input_kind = "image"
     # the repeated blocks: FSDP shards (and checkpoints activations of) each one as a unit
     block_classes = (BasicBlock,)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 
+from lightyard import _internals
+
 
 class JobExited(Exception):
     """A job called sys.exit (the CLI does so for a ConfigError, after printing it)."""
@@ -43,7 +45,7 @@ def outcome(result: JobReturn, n_objectives: int) -> Outcome:
     """Read a JobReturn without raising (Hydra's .return_value re-raises a job's exception)."""
     import optuna
 
-    value = result._return_value
+    value = _internals.job_return_value(result)
     if result.status != JobStatus.COMPLETED:
         if isinstance(value, optuna.TrialPruned):
             return Outcome("PRUNED", reason=str(value))

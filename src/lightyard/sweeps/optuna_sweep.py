@@ -134,7 +134,14 @@ class OptunaSweep:
         study.sampler = studies.build_sampler(
             sampler_conf, studies.run_seed(seed, sampler_conf, len(study.trials)), space
         )
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            # marked experimental since optuna 2.9 and unchanged since; the one known message
+            warnings.filterwarnings(
+                "ignore",
+                message=r".*fail_stale_trials is experimental",
+                category=optuna.exceptions.ExperimentalWarning,
+            )
+            optuna.storages.fail_stale_trials(study)
         for params in self.conf.get("enqueue") or []:
             # lists and dicts are categorical choices in their override form (search_space.py)
             fixed_params = {

@@ -15,6 +15,9 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 
+from lightyard import _internals
+from lightyard.config.hardware import visible_gpus
+
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +41,7 @@ def plan_slots(
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     cores = cores or list(range(os.cpu_count() or 1))
     per_job = cpus_per_job or max(1, len(cores) // n_jobs)
-    gpu_ids = list(gpus) if gpus is not None else visible_gpus()
+    gpu_ids = list(gpus) if gpus is not None else list(range(visible_gpus()))
     if gpus_per_job * n_jobs > len(gpu_ids):
         from lightyard.errors import ConfigError
 
@@ -54,14 +57,6 @@ def plan_slots(
             Slot(i, tuple(sorted(set(cpus))), tuple(gpu_ids[i * gpus_per_job :][:gpus_per_job]))
         )
     return slots
-
-
-def visible_gpus() -> list[int]:
-    """GPU indices without initialising CUDA in this process (children pick their own)."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return list(range(len([d for d in env.split(",") if d.strip()])))
-    return list(range(len(list(Path("/proc/driver/nvidia/gpus").glob("*")))))
 
 
 def pin(slot: Slot) -> None:
@@ -115,7 +110,7 @@ def _child(conn, slot: Slot, pickled: bytes) -> None:
         job_subdir_key="hydra.sweep.subdir",
     )
     if result.status == JobStatus.FAILED:  # exceptions may not pickle; their text does
-        error = result._return_value
+        error = _internals.job_return_value(result)
         if not _picklable(error):
             result.return_value = RuntimeError(f"{type(error).__name__}: {error}")
     conn.send(result)

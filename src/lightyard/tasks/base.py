@@ -11,9 +11,10 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from lightyard.log_steps import loggers_write_this_step
-from lightyard.optim import is_sharded, keep_kernel_choice, with_fused_kernels
+from lightyard import _internals
+from lightyard.distributed.sharding import is_sharded
 from lightyard.tasks.metrics import WeightedMean
+from lightyard.tasks.optim import keep_kernel_choice, with_fused_kernels
 
 STAGES = ("train", "val", "test")
 
@@ -45,6 +46,7 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_spec = scheduler or None
         self.channels_last = False
+        self.backbone_compiled = False
         # loss means per stage (ModuleDict keys may not be "train": nn.Module.train), reduced
         # across ranks once, when the epoch ends
         self.stage_losses = nn.ModuleDict({f"{s}_": WeightedMean() for s in STAGES})
@@ -52,10 +54,10 @@ class Task(L.LightningModule):
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best so far
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets _current_fx_name before and after each of about 40 hook calls a step;
-        # nn.Module.__setattr__ spends microseconds each time checking for parameters, buffers
-        # and modules that a hook name never is.
-        if name == "_current_fx_name":
+        # Lightning sets the current hook's name before and after each of about 40 hook calls a
+        # step; nn.Module.__setattr__ spends microseconds each time checking for parameters,
+        # buffers and modules that a hook name never is.
+        if name == _internals.LIGHTNING_HOOK_NAME:
             self.__dict__[name] = value
         else:
             super().__setattr__(name, value)
@@ -66,15 +68,16 @@ class Task(L.LightningModule):
         parallelize = getattr(self.trainer.strategy, "parallelize", None)
         if parallelize is not None:
             parallelize(self.backbone)
-        if self.compile_backbone and self.backbone._compiled_call_impl is None:
+        if self.compile_backbone and not self.backbone_compiled:
             self.backbone.compile()
+            self.backbone_compiled = True
 
     def log_loss(self, stage: str, loss: torch.Tensor, weight) -> None:
         """Adds `loss` (a mean over `weight` samples or tokens) to the stage's epoch mean.
         `train/loss` is this rank's value on the steps the loggers write (no all-reduce)."""
         loss = loss.detach()
         self.stage_losses[f"{stage}_"].update(loss, weight)
-        if stage == "train" and loggers_write_this_step(self.trainer):
+        if stage == "train" and _internals.loggers_write_this_step(self.trainer):
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
 
     def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
@@ -117,20 +120,17 @@ class Task(L.LightningModule):
     def forward(self, inputs):
         if isinstance(inputs, dict):
             return self.backbone(**inputs)
+        if self.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         return self.backbone(inputs)
 
     def on_fit_start(self) -> None:
         # Convolutions run fastest on NHWC tensors on GPUs (tensor cores); CPUs gain nothing.
+        # Images are converted in forward, not in a batch-transfer hook, which Lightning would
+        # warn about on every run beside a DataModule.
         if self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in self.modules()):
             self.channels_last = True
             self.backbone.to(memory_format=torch.channels_last)
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if self.channels_last:
-            inputs, *rest = batch
-            if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
-                batch = (inputs.contiguous(memory_format=torch.channels_last), *rest)
-        return batch
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
@@ -141,7 +141,7 @@ class Task(L.LightningModule):
 
     def _optimizer_factory(self) -> Callable[..., Any]:
         """The configured optimizer, with fused kernels where torch has them and the config
-        leaves `fused` unset (lightyard.optim.with_fused_kernels)."""
+        leaves `fused` unset (lightyard.tasks.optim.with_fused_kernels)."""
         sharded = any(is_sharded(p) for p in self.parameters())
         return with_fused_kernels(self.optimizer_factory, self.device.type, sharded)
 

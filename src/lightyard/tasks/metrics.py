@@ -5,14 +5,17 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+from lightyard import _internals
+
 
 class StepMetric(Metric):
     """A torchmetrics Metric whose per-step bookkeeping skips nn.Module.__setattr__: torchmetrics
-    sets `_computed` and `_update_count` on every update, and Module's checks for parameters,
-    buffers and submodules cost microseconds a time. States are updated in place."""
+    sets two attributes of its own on every update (named in lightyard._internals), and Module's
+    checks for parameters, buffers and submodules cost microseconds a time. States are updated
+    in place."""
 
     def __setattr__(self, name: str, value) -> None:
-        if name in ("_computed", "_update_count"):
+        if name in _internals.TORCHMETRICS_UPDATE_STATE:
             self.__dict__[name] = value
         else:
             super().__setattr__(name, value)

@@ -1,0 +1,133 @@
+"""Settings that are each fine alone but fail together, minutes into a run: a model that cannot
+read the data, shapes that disagree, a precision or strategy this machine cannot run, a monitored
+metric the task never logs."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from lightyard.config.fit import incompatibility
+from lightyard.config.hardware import visible_gpus
+from lightyard.config.nodes import component_nodes, resolved
+from lightyard.config.problems import Problems, did_you_mean
+from lightyard.config.signatures import class_constant, signature_of
+
+PRECISIONS = {
+    "64",
+    "64-true",
+    "32",
+    "32-true",
+    "16",
+    "16-mixed",
+    "16-true",
+    "bf16",
+    "bf16-mixed",
+    "bf16-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+}
+GPU_ACCELERATORS = {"gpu", "cuda"}
+
+
+def check_combinations(cfg: DictConfig, problems: Problems) -> None:
+    if found := incompatibility(cfg):
+        problems.add(*found)
+    check_shapes(cfg, problems)
+    check_hardware(cfg, problems)
+    check_metrics(cfg, problems)
+
+
+def check_shapes(cfg: DictConfig, problems: Problems) -> None:
+    for model_key, data_key in (
+        ("model.in_channels", "data.channels"),
+        ("model.num_classes", "data.num_classes"),
+        ("task.num_classes", "data.num_classes"),
+    ):
+        a, b = resolved(cfg, model_key), resolved(cfg, data_key)
+        if isinstance(a, int) and isinstance(b, int) and a != b:
+            problems.add(
+                model_key,
+                f"is {a} but the data gives {data_key}={b}",
+                f"{b} (keep the default interpolation ${{{data_key}}})",
+                f"drop the override of {model_key}, or pick data that matches",
+            )
+
+
+def check_hardware(cfg: DictConfig, problems: Problems) -> None:
+    if not isinstance(cfg.get("trainer"), DictConfig):
+        return
+    accelerator = str(resolved(cfg, "trainer.accelerator") or "auto")
+    devices = resolved(cfg, "trainer.devices")
+    strategy = str(resolved(cfg, "trainer.strategy") or "auto")
+    precision = str(resolved(cfg, "trainer.precision") or "32-true")
+    gpus = visible_gpus()
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and gpus == 0)
+    if precision not in PRECISIONS:
+        problems.add(
+            "trainer.precision",
+            f"{precision!r} is not a precision Lightning knows",
+            ", ".join(sorted(PRECISIONS)),
+            "e.g. trainer.precision=bf16-mixed",
+        )
+    elif on_cpu and precision in ("16", "16-mixed", "16-true"):
+        problems.add(
+            "trainer.precision",
+            f"{precision} needs a GPU; this run is on the CPU",
+            "32-true or bf16-mixed on the CPU",
+            "trainer.precision=bf16-mixed (or run on a GPU)",
+        )
+    if accelerator in GPU_ACCELERATORS and gpus == 0:
+        problems.add(
+            "trainer.accelerator",
+            f"{accelerator} was asked for but this machine shows no GPU",
+            "cpu, auto, or gpu on a machine with one",
+            "trainer.accelerator=cpu (or trainer=cpu)",
+        )
+    elif accelerator in GPU_ACCELERATORS and isinstance(devices, int) and devices > gpus:
+        problems.add(
+            "trainer.devices",
+            f"{devices} GPUs asked for, {gpus} visible",
+            f"at most {gpus} (or -1 for all)",
+            f"trainer.devices={gpus}",
+        )
+    # lightyard's fsdp node shards with FSDP2 on the CPU (engine auto|fsdp2); Lightning's own
+    # "fsdp" strategy, and engine=fsdp1, need GPUs
+    engine = str(resolved(cfg, "trainer.strategy.engine") or "fsdp1")
+    if "fsdp" in strategy.lower() and on_cpu and engine == "fsdp1":
+        problems.add(
+            "trainer.strategy",
+            f"{strategy} needs GPUs; Lightning's FSDP refuses the CPU",
+            "ddp on the CPU; fsdp with accelerator=gpu",
+            "trainer.strategy=ddp, or run on GPUs",
+        )
+    if "deepspeed" in strategy.lower() and on_cpu:
+        problems.add(
+            "trainer.strategy",
+            f"{strategy} needs GPUs",
+            "ddp on the CPU",
+            "trainer.strategy=ddp",
+        )
+
+
+def check_metrics(cfg: DictConfig, problems: Problems) -> None:
+    task = cfg.get("task") if isinstance(cfg.get("task"), DictConfig) else None
+    if task is None or not isinstance(task.get("_target_"), str):
+        return
+    signature = signature_of(task._target_)
+    logged = class_constant(signature, "logged_metrics") if signature else None
+    if not logged:
+        return
+    logged = set(logged)
+    checks = [("optimized_metric", cfg.get("optimized_metric"))]
+    for path, node in component_nodes(cfg):
+        if path.startswith(("callbacks.", "scheduler")) and "monitor" in node:
+            checks.append((f"{path}.monitor", resolved(cfg, f"{path}.monitor")))
+    for key, metric in checks:
+        if isinstance(metric, str) and metric and metric not in logged:
+            suggestion = did_you_mean(metric, logged)
+            problems.add(
+                key,
+                f"{metric} is never logged by {task._target_}",
+                ", ".join(sorted(logged)),
+                (suggestion + " " if suggestion else "") + f"set {key} to a logged metric",
+            )

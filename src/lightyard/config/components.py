@@ -1,0 +1,142 @@
+"""Every `_target_` against its signature read from source: unknown arguments (with a "did you
+mean"), required ones left unset, values of the wrong type, and values out of range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from lightyard.config.nodes import is_component, value
+from lightyard.config.problems import Problems, did_you_mean
+from lightyard.config.signatures import describe_and_check, module_file, signature_of
+
+HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+
+# Arguments lightyard.runs passes in code, so the config must not (and need not) give them.
+SUPPLIED_IN_CODE = {
+    "task": {"backbone", "optimizer", "scheduler"},
+    "trainer": {"callbacks", "logger", "plugins"},
+}
+
+# Value ranges the signatures cannot say, by parameter name (any component).
+RANGES: dict[str, tuple[float | None, float | None, bool, str]] = {
+    # name: (minimum, maximum, maximum excluded, what is allowed)
+    "batch_size": (1, None, False, "a positive integer"),
+    "num_workers": (0, None, False, "an integer >= 0"),
+    "lr": (0, None, False, "a positive number"),
+    "weight_decay": (0, None, False, "a number >= 0"),
+    "max_epochs": (-1, None, False, "an integer >= -1 (-1: no limit)"),
+    "min_epochs": (0, None, False, "an integer >= 0"),
+    "val_fraction": (0, 1, True, "a fraction in [0, 1)"),
+    "test_fraction": (0, 1, True, "a fraction in [0, 1)"),
+    "dropout": (0, 1, True, "a probability in [0, 1)"),
+    "label_smoothing": (0, 1, True, "a number in [0, 1)"),
+    "accumulate_grad_batches": (1, None, False, "a positive integer"),
+    "patience": (0, None, False, "an integer >= 0"),
+    "save_top_k": (-1, None, False, "an integer >= -1"),
+}
+
+
+def check_component(key: str, node: DictConfig, problems: Problems) -> None:
+    target = node._target_
+    if not isinstance(target, str) or not target:
+        problems.add(
+            f"{key}._target_",
+            "is empty",
+            "a dotted path to a class or function",
+            f"set {key}._target_",
+        )
+        return
+    signature = signature_of(target)
+    if signature is None:
+        if _module_missing(target):
+            problems.add(
+                f"{key}._target_",
+                f"`{target}` names no importable module",
+                "a dotted path such as lightyard.models.cnn.SimpleCNN",
+                "check the spelling, or install the package that provides it",
+            )
+        return
+    partial = bool(node.get("_partial_", False))
+    supplied = SUPPLIED_IN_CODE.get(key, set())
+    given = [k for k in node.keys() if k not in HYDRA_KEYS]
+    for name in given:
+        if name in signature.params or signature.open:
+            continue
+        suggestion = did_you_mean(str(name), signature.params)
+        allowed = ", ".join(p for p in signature.params if p not in supplied)
+        problems.add(
+            f"{key}.{name}",
+            f"{target} takes no argument `{name}`",
+            allowed,
+            (f"{suggestion} " if suggestion else "")
+            + f"(remove it, or correct the name: {key}.<name>=...)",
+        )
+    for name, param in signature.params.items():
+        if name in given:
+            resolved, found = value(node, name)
+            if not resolved or is_component(node, name):
+                continue
+            verdict = describe_and_check(param.annotation, found)
+            if verdict is not None and not verdict[0]:
+                problems.add(
+                    f"{key}.{name}",
+                    f"{found!r} is not {verdict[1]}",
+                    verdict[1],
+                    f"e.g. {key}.{name}={_example(verdict[1])}",
+                )
+                continue
+            _check_range(f"{key}.{name}", name, found, problems)
+        elif param.required and not partial and name not in supplied:
+            problems.add(
+                key,
+                f"{target} needs `{name}`, which is not set",
+                f"any value for {name}",
+                f"add {key}.{name}=... (or +{key}.{name}=... if the block lacks it)",
+            )
+
+
+def _example(allowed: str) -> str:
+    for kind, example in (
+        ("integer", "8"),
+        ("number", "0.001"),
+        ("true or false", "true"),
+        ("string", "name"),
+        ("list", "[1,2]"),
+    ):
+        if kind in allowed:
+            return example
+    return allowed.split(" or ")[0]
+
+
+def _check_range(key: str, name: str, found: Any, problems: Problems) -> None:
+    rule = RANGES.get(name)
+    if rule is None or isinstance(found, bool) or not isinstance(found, (int, float)):
+        if rule is not None and found is not None and not isinstance(found, (int, float)):
+            example = 0.001 if name == "lr" else 1
+            problems.add(key, f"{found!r} is not a number", rule[3], f"e.g. {key}={example}")
+        return
+    low, high, high_excluded, allowed = rule
+    too_low = low is not None and found < low
+    too_high = high is not None and (found >= high if high_excluded else found > high)
+    if too_low or too_high:
+        problems.add(key, f"{found!r} is out of range", allowed, f"set {key} to {allowed}")
+
+
+def _module_missing(target: str) -> bool:
+    """True when no file or package provides the target's module (a typo in `_target_`)."""
+    module, _, _ = target.rpartition(".")
+    parent, _, last = module.rpartition(".")
+    if module_file(module) is not None:
+        return False
+    if not parent:
+        import importlib.util
+
+        return importlib.util.find_spec(module) is None
+    parent_file = module_file(parent)
+    if parent_file is None or parent_file.name != "__init__.py":
+        return False  # compiled or dynamic: found only when built
+    return (
+        not any(parent_file.parent.glob(f"{last}.*")) and not (parent_file.parent / last).is_dir()
+    )

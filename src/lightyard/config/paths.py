@@ -1,0 +1,38 @@
+"""Files and directories the config names that must exist before a run starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lightyard.config.nodes import value
+from lightyard.config.problems import Problems
+
+
+def check_paths(cfg: DictConfig, problems: Problems) -> None:
+    ckpt = cfg.get("ckpt_path") if "ckpt_path" in cfg else None
+    if isinstance(ckpt, str) and ckpt:
+        _check_readable("ckpt_path", ckpt, problems, "a .ckpt file written by a run", is_file=True)
+    data = cfg.get("data") if isinstance(cfg.get("data"), DictConfig) else None
+    if data is None or data.get("download", False) is True:
+        return
+    for name in ("root", "test_root"):
+        resolved, found = value(data, name) if name in data else (False, None)
+        if resolved and isinstance(found, str) and found:
+            _check_readable(f"data.{name}", found, problems, "an existing, readable directory")
+
+
+def _check_readable(key: str, path_text: str, problems: Problems, allowed: str, is_file=False):
+    path = Path(path_text)
+    exists = path.is_file() if is_file else path.is_dir()
+    if not exists:
+        what = (
+            "does not exist"
+            if not path.exists()
+            else "is not a " + ("file" if is_file else "directory")
+        )
+        problems.add(key, f"{path_text} {what}", allowed, f"check the path given as {key}")
+    elif not os.access(path, os.R_OK | (0 if is_file else os.X_OK)):
+        problems.add(key, f"{path_text} is not readable", allowed, f"fix its permissions ({key})")

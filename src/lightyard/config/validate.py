@@ -1,0 +1,80 @@
+"""The checks run on a composed config before any work starts, one concern per module: the root
+schema (schema.py), every `_target_` against its signature (components.py), paths (paths.py),
+combinations (combinations.py), and Hydra's own errors (hydra_errors.py). Each problem becomes
+one paragraph naming the key, what is allowed and a fix; all are reported together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lightyard.config.combinations import check_combinations
+from lightyard.config.components import check_component
+from lightyard.config.hydra_errors import explain_hydra_error, suggest_keys
+from lightyard.config.nodes import component_nodes
+from lightyard.config.paths import check_paths
+from lightyard.config.problems import Problems
+from lightyard.config.schema import (
+    allowed_root_keys,
+    check_blocks_have_targets,
+    check_missing,
+    check_root,
+)
+from lightyard.errors import ConfigError
+
+
+def check(cfg: DictConfig, allowed_keys: set[str] | None = None) -> None:
+    """Raise one ConfigError listing every problem found in a composed config."""
+    problems = Problems()
+    check_missing(cfg, problems)
+    if allowed_keys is not None:
+        check_root(cfg, allowed_keys, problems)
+    for key, node in component_nodes(cfg):
+        check_component(key, node, problems)
+    check_blocks_have_targets(cfg, problems)
+    check_paths(cfg, problems)
+    check_combinations(cfg, problems)
+    problems.raise_if_any()
+
+
+def check_command_line(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose the config as Hydra will, turning Hydra's own errors (bad override, unknown
+    option, unknown key) into our messages, then check it. Returns the composed config."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    problems = Problems()
+    overrides = list(overrides)
+    cfg = None
+    for _ in range(len(overrides) + 1):
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(str(config_dir), version_base="1.3"):
+                cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+            break
+        except Exception as error:  # Hydra raises many kinds; each is reported as a problem
+            bad = explain_hydra_error(error, overrides, problems)
+            if bad is None:
+                break
+            overrides.remove(bad)
+        finally:
+            GlobalHydra.instance().clear()
+    if cfg is None or problems.items or problems.unknown_keys:
+        if cfg is not None:
+            suggest_keys(cfg, problems)
+        for key, _, cause in problems.unknown_keys:
+            problems.add(key, cause, "see python train.py --cfg job", "fix the override")
+        problems.raise_if_any()
+        raise ConfigError("the config could not be composed; run with LIGHTYARD_TRACEBACK=1")
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    allowed = allowed_root_keys(cfg, config_dir, config_name)
+    with open_dict(cfg):  # the run dir is not made yet; paths under it resolve to a placeholder
+        cfg.hydra.runtime.output_dir = "<run dir>"
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+    check(cfg, allowed)
+    return cfg

@@ -1,0 +1,23 @@
+"""Runs: train, evaluate, and everything a run directory holds (config, checkpoints, resume,
+provenance, results). The one place that wires data, backbone, task and trainer together.
+
+This package's own import stays torch-free (the CLI imports lightyard.runs.resume and
+lightyard.runs.run_dirs before anything heavy); `job` hands out the heavy entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def job(name: str) -> Callable[[Any], Any]:
+    """`train` or `evaluate` (lightyard.distributed.environment.JOBS), imported on use."""
+    if name == "train":
+        from lightyard.runs.train import train
+
+        return train
+    if name == "evaluate":
+        from lightyard.runs.evaluate import evaluate
+
+        return evaluate
+    raise ValueError(f"no job {name!r}; jobs: train, evaluate")

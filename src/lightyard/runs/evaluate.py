@@ -1,0 +1,52 @@
+"""evaluate(cfg): test a trained run's checkpoint with that run's own config (the eval CLI loads
+it through run_dir or ckpt_path)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lightyard import _internals
+from lightyard.config.fit import check_compatible
+from lightyard.config.instantiate import instantiate, instantiate_all
+from lightyard.config.tree import print_config_tree
+from lightyard.distributed.launcher import finish_job
+from lightyard.errors import ConfigError
+from lightyard.runs.build import build_task, build_trainer, finish_loggers
+from lightyard.runs.checkpoints import find_best_checkpoint
+from lightyard.runs.process import quiet_known_noise
+from lightyard.runs.results import logged_scalars, write_results
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test the checkpoint (default: the one the run ranked best); results in metrics.json."""
+    if "model" not in cfg or "data" not in cfg:
+        raise ConfigError("eval needs run_dir=<training run dir> or ckpt_path=<checkpoint in one>")
+    _internals.check()
+    check_compatible(cfg)
+    if cfg.get("print_config"):
+        print_config_tree(cfg)
+    quiet_known_noise()
+    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else find_best_checkpoint(Path(cfg.run_dir))
+    log.info("Evaluating %s", ckpt)
+
+    datamodule = instantiate(cfg.data, "data")
+    task = build_task(cfg)
+    # the run's own callbacks: none acts in test, and Lightning expects those that wrote the file
+    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
+    trainer = build_trainer(cfg, callbacks, task, job="evaluate")
+    failed = True
+    try:
+        trainer.test(task, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
+        results = logged_scalars(trainer)
+        results["checkpoint"] = str(ckpt)
+        write_results(Path(cfg.paths.output_dir), results, task, trainer)
+        failed = False
+    finally:
+        finish_loggers(trainer, failed)
+        finish_job(trainer, failed)
+    return results

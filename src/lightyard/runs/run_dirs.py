@@ -1,0 +1,47 @@
+"""Finding things inside run directories, without torch (the CLI asks before Hydra starts): a
+run's saved config, whether it holds checkpoints, the run a checkpoint belongs to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightyard.config.command_line import asks_for_help
+from lightyard.errors import ConfigError
+
+
+def saved_config(run_dir: Path) -> Path:
+    return run_dir / ".hydra" / "config.yaml"
+
+
+def run_dir_of_checkpoint(ckpt_path: str) -> Path:
+    """Checkpoints live in <run_dir>/checkpoints/; the run dir is two levels up."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path} is not a file; give a .ckpt written by a run")
+    return path.resolve().parent.parent
+
+
+def eval_search_path_override(argv: list[str]) -> str | None:
+    """The Hydra override that makes the trained run's saved config part of eval's composition."""
+    values = dict(arg.split("=", 1) for arg in argv if arg.startswith(("run_dir=", "ckpt_path=")))
+    run_dir = values.get("run_dir")
+    if not run_dir and values.get("ckpt_path"):
+        run_dir = str(run_dir_of_checkpoint(values["ckpt_path"]))
+    if not run_dir:
+        if asks_for_help(argv):
+            return None
+        raise ConfigError(
+            "eval needs the training run to evaluate: run_dir=<the run's directory> "
+            "(e.g. outputs/train/2026-01-31/12-00-00_ab12cd) or ckpt_path=<a .ckpt inside one>"
+        )
+    if not saved_config(Path(run_dir)).is_file():
+        raise ConfigError(
+            f"run_dir={run_dir} holds no .hydra/config.yaml; give the directory of a training run "
+            "(the one that contains .hydra/ and checkpoints/)"
+        )
+    return f"hydra.searchpath=[file://{Path(run_dir).resolve()}]"
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    folder = run_dir / "checkpoints"
+    return folder.is_dir() and any(folder.glob("*.ckpt"))
