@@ -10,8 +10,12 @@ STAMP := $(VENV)/.installed
 JOBS ?= 2
 ARGS ?=
 BENCH_BACKBONES ?= cnn,resnet,lstm,transformer
+# the oldest Lightning pyproject.toml accepts (its `lightning>=X` floor), tested beside the newest
+OLDEST_LIGHTNING ?= $(shell sed -n 's/^ *"lightning>=\([0-9.]*\).*/\1/p' pyproject.toml)
+VENV_OLDEST ?= .venv-oldest
+STAMP_OLDEST := $(VENV_OLDEST)/.installed-$(OLDEST_LIGHTNING)
 
-.PHONY: install train eval test test-quick lint format bench clean
+.PHONY: install train eval test test-quick test-oldest lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +35,21 @@ test: install ## the whole suite, launch paths included (what CI runs)
 test-quick: install ## the fast subset for iterating (no real runs, no subprocess launches)
 	$(BIN)/python -m pytest -n $(JOBS) -m "not slow" $(ARGS)
 
+# A second environment that sees everything of the first (torch included: no second multi-GB
+# install) except Lightning, which is the oldest release pyproject.toml accepts.
+$(STAMP_OLDEST): $(STAMP)
+	rm -rf $(VENV_OLDEST)
+	$(PYTHON) -m venv $(VENV_OLDEST)
+	main=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	own=$$($(VENV_OLDEST)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	echo "import site; site.addsitedir('$$main')" > "$$own/zz_lightyard_main_venv.pth"
+	$(VENV_OLDEST)/bin/python -m pip install --quiet "lightning==$(OLDEST_LIGHTNING)"
+	$(VENV_OLDEST)/bin/python -c "import lightning as L; from packaging.version import Version as V; assert V(L.__version__) == V('$(OLDEST_LIGHTNING)'), L.__version__"
+	touch $(STAMP_OLDEST)
+
+test-oldest: $(STAMP_OLDEST) ## the fast subset on the oldest Lightning pyproject.toml accepts
+	$(VENV_OLDEST)/bin/python -m pytest -n $(JOBS) -m "not slow" $(ARGS)
+
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check src tests benchmarks train.py eval.py
 	$(BIN)/ruff format --check src tests benchmarks train.py eval.py
@@ -49,6 +68,6 @@ bench: install ## the CPU benchmarks (about 10 minutes on 2 cores); rewrites the
 	$(BIN)/python -m benchmarks.report
 
 clean: ## remove run outputs and caches (not the virtual environment)
-	rm -rf outputs/* .pytest_cache .ruff_cache build dist
+	rm -rf outputs/* .pytest_cache .ruff_cache .import_linter_cache build dist
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
 	touch outputs/.gitkeep

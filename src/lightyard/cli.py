@@ -67,7 +67,20 @@ def _eval_job(cfg: DictConfig) -> dict[str, float] | None:
         exit_with(error)
 
 
+def _print_help_if_asked(config_name: str) -> None:
+    if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        from pathlib import Path
+
+        from lightyard.config.help import help_text
+
+        script = Path(sys.argv[0]).name
+        script = f"python {script}" if script.endswith(".py") else script
+        print(help_text(config_dir(), script, "eval" if config_name == "eval" else "train"))
+        sys.exit(0)
+
+
 def _main(job, config_name: str) -> None:
+    _print_help_if_asked(config_name)
     resolvers.register()
     _check_before_start(config_name)
     hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")(job)()

@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from lightyard.config.compose import config_dir
+from lightyard.config.help import is_base
 from lightyard.config.instantiate import instantiate, instantiate_all
 from lightyard.runs.build import build_task, build_trainer
 from tests.conftest import option_overrides
@@ -21,6 +22,7 @@ OPTIONS = [
     else (group, option.stem)
     for group in GROUPS
     for option in sorted((config_dir() / group).glob("*.yaml"))
+    if not is_base(option.stem)
 ]
 
 

@@ -91,3 +91,17 @@ def check_blocks_have_targets(cfg: DictConfig, problems: Problems) -> None:
                     "a block with _target_, or null to switch it off",
                     f"add {group}.{name}._target_=<class>, or {group}.{name}=null",
                 )
+
+
+def check_choices(choices: dict, problems: Problems) -> None:
+    """`data=_tokens` names a base that other options are built on, not an option."""
+    from lightyard.config.help import is_base
+
+    for group, option in choices.items():
+        if isinstance(option, str) and is_base(option):
+            problems.add(
+                str(group),
+                f"`{option}` is a base other {group} options are built on, not an option",
+                f"the options python train.py --help lists for {group}",
+                f"pick one: {group}=<option>",
+            )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lightyard.config.combinations import check_combinations
 from lightyard.config.components import check_component
@@ -18,15 +18,19 @@ from lightyard.config.problems import Problems
 from lightyard.config.schema import (
     allowed_root_keys,
     check_blocks_have_targets,
+    check_choices,
     check_missing,
     check_root,
 )
 from lightyard.errors import ConfigError
 
 
-def check(cfg: DictConfig, allowed_keys: set[str] | None = None) -> None:
+def check(
+    cfg: DictConfig, allowed_keys: set[str] | None = None, choices: dict | None = None
+) -> None:
     """Raise one ConfigError listing every problem found in a composed config."""
     problems = Problems()
+    check_choices(choices or {}, problems)
     check_missing(cfg, problems)
     if allowed_keys is not None:
         check_root(cfg, allowed_keys, problems)
@@ -71,10 +75,11 @@ def check_command_line(config_dir: Path, config_name: str, overrides: list[str])
     from omegaconf import open_dict
 
     allowed = allowed_root_keys(cfg, config_dir, config_name)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
     with open_dict(cfg):  # the run dir is not made yet; paths under it resolve to a placeholder
         cfg.hydra.runtime.output_dir = "<run dir>"
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg.hydra
-    check(cfg, allowed)
+    check(cfg, allowed, choices)
     return cfg

@@ -1,0 +1,85 @@
+"""`--help`: lightyard's config groups and their options, read from the config directory without
+composing anything (Hydra's own help composes the whole config first, and lists the bases that
+other options are built on, files named `_*.yaml`, as if they were options)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# groups under conf/hydra/ that are lightyard's own choices; the rest of hydra/ is Hydra's
+HYDRA_GROUPS = ("hydra/launcher", "hydra/sweeper", "hydra/sweeper/sampler", "hydra/sweeper/pruner")
+
+
+def is_base(option: str) -> bool:
+    """A config file other options are built on (through their defaults list), not an option."""
+    return option.startswith("_")
+
+
+def groups(config_dir: Path) -> dict[str, list[str]]:
+    """Every config group under `config_dir` and its options (bases left out)."""
+    found: dict[str, list[str]] = {}
+    for folder in sorted(p for p in config_dir.rglob("*") if p.is_dir()):
+        group = folder.relative_to(config_dir).as_posix()
+        if group.startswith("hydra") and group not in HYDRA_GROUPS:
+            continue
+        options = sorted(f.stem for f in folder.glob("*.yaml") if not is_base(f.stem))
+        if options:
+            found[group] = options
+    return found
+
+
+def defaults(config_dir: Path, config_name: str = "train") -> dict[str, str]:
+    """The option each group takes when the command line names none."""
+    file = config_dir / f"{config_name}.yaml"
+    if not file.is_file():
+        return {}
+    chosen = {}
+    for entry in OmegaConf.to_container(OmegaConf.load(file)).get("defaults", []):
+        if isinstance(entry, dict):
+            for group, option in entry.items():
+                if option is not None:
+                    chosen[str(group).split("@")[0].removeprefix("override ")] = str(option)
+    return chosen
+
+
+USAGE = {
+    "train": (
+        "{script} [group=option ...] [key=value ...]",
+        "{script} -m [group=option,option ...] [key=value,value ...]   (a sweep)",
+        "{script} resume=<run dir> [trainer.max_epochs=N ...]   (continue a run in place)",
+        "Examples: {script} model=resnet optimizer=sgd trainer.max_epochs=5",
+        "          {script} -m hparams_search=digits_optuna",
+    ),
+    "eval": (
+        "{script} run_dir=<a training run's directory> [key=value ...]",
+        "{script} ckpt_path=<a .ckpt inside one> [key=value ...]",
+        "The run's own config is reloaded; overrides apply on top (e.g. data.batch_size=256).",
+    ),
+}
+
+
+def help_text(config_dir: Path, script: str, config_name: str = "train") -> str:
+    chosen = defaults(config_dir)
+    first, *more = USAGE.get(config_name, USAGE["train"])
+    lines = [
+        "lightyard: train and evaluate deep-learning models with Lightning, composed by Hydra.",
+        "",
+        "Usage: " + first.format(script=script),
+        *("       " + line.format(script=script) for line in more if line.startswith("{")),
+        *(line.format(script=script) for line in more if not line.startswith("{")),
+        "",
+        "Config groups (group=option; * marks the default):",
+    ]
+    for group, options in groups(config_dir).items():
+        shown = [f"*{o}" if chosen.get(group) == o else o for o in options]
+        lines.append(f"  {group}: {', '.join(shown)}")
+    lines += [
+        "",
+        f"The composed config, without running: {script} --cfg job",
+        f"Check a config and exit: {script} <overrides> validate=true",
+        f"Hydra's own flags: {script} --hydra-help",
+        "Docs: README.md",
+    ]
+    return "\n".join(lines)
