@@ -48,7 +48,6 @@ def test_training_logs_samples_and_flops_per_second(cfg_factory, tmp_path):
         "trainer.max_epochs=2",
         "trainer.log_every_n_steps=2",
         "callbacks.throughput.window_size=3",
-        "test=false",
     )
     train(cfg)
     rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
@@ -56,3 +55,8 @@ def test_training_logs_samples_and_flops_per_second(cfg_factory, tmp_path):
     assert len(logged) >= 5
     assert all(float(r["train/device/samples_per_sec"]) > 0 for r in logged)
     assert all(float(r["train/device/flops_per_sec"]) > 0 for r in logged)
+    # validation and test: one rate per stage (each validation, the one test)
+    val = [r for r in rows if r.get("val/device/samples_per_sec")]
+    assert len(val) == 2 and all(float(r["val/device/samples_per_sec"]) > 0 for r in val)
+    test = [r for r in rows if r.get("test/device/samples_per_sec")]
+    assert len(test) == 1 and float(test[0]["test/device/samples_per_sec"]) > 0

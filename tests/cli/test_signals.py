@@ -92,3 +92,39 @@ def test_a_run_resumed_after_its_last_epoch_still_reports_its_metrics(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     after = json.loads((run_dir / "metrics.json").read_text())
     assert after["val/acc_best"] == pytest.approx(before["val/acc_best"], abs=1e-7)
+
+
+def test_under_slurm_the_requeue_signal_saves_then_requeues_the_job(tmp_path):
+    """SLURM's SIGUSR1 (Lightning's requeue signal): the checkpoint is saved first, then the job
+    is requeued with `scontrol requeue <job id>`, as Lightning's own SLURM handler would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol.calls"
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    scontrol.chmod(0o755)
+    slurm = {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "train",
+        "SLURM_NTASKS": "1",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **slurm},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while proc.poll() is None and not list((run_dir / "checkpoints").glob("step_*.ckpt")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err[-3000:]
+    assert (run_dir / "checkpoints" / "preempted.ckpt").is_file()
+    assert calls.read_text().split() == ["requeue", "4242"]

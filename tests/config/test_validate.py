@@ -69,3 +69,31 @@ def test_signature_matches_the_imported_one():
 def test_did_you_mean():
     assert did_you_mean("lrr", ["lr", "momentum"]) == "did you mean `lr`?"
     assert did_you_mean("zzz", ["lr"]) == ""
+
+
+def test_a_datamodule_that_declares_no_input_kind_is_reported(cfg_factory, tmp_path, monkeypatch):
+    """No silent default: a DataModule that says nothing of its batches never passes as images."""
+    (tmp_path / "undeclared_data.py").write_text(
+        "from lightyard.data.base import SplitDataModule\n\n"
+        "class Undeclared(SplitDataModule):\n"
+        "    def __init__(self, batch_size: int = 8, channels: int = 1, num_classes: int = 10):\n"
+        "        super().__init__(batch_size, 0, False)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = cfg_factory("data._target_=undeclared_data.Undeclared")
+    with pytest.raises(ConfigError) as error:
+        validate.check(cfg)
+    text = str(error.value)
+    assert "undeclared_data.Undeclared declares no input_kind" in text
+    assert 'input_kind = "image"' in text
+
+
+def test_a_base_config_is_not_an_option():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "data=_tokens"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "data: `_tokens` is a base other data options are built on" in out.stderr

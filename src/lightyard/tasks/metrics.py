@@ -48,7 +48,7 @@ class ConfusionCounts(StepMetric):
     and macro F1 read from it: one bincount per update, where MulticlassAccuracy and
     MulticlassF1Score take about 0.25 ms of Python a step between them (benchmarks/overhead.py).
     Classes neither present nor predicted are left out of the macro means, as torchmetrics
-    does; tests/test_metrics.py checks the values against it."""
+    does; tests/tasks/test_metrics.py checks the values against it."""
 
     full_state_update = False
 
