@@ -4,14 +4,17 @@ inside the task functions."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
 from lightyard.config import resolvers
 from lightyard.config.compose import config_dir
-from lightyard.errors import ConfigError, Preempted, exit_with
+from lightyard.errors import ConfigError, Preempted, RunFailed, exit_with, message_of
 
 
 def _check_before_start(config_name: str) -> None:
@@ -25,11 +28,38 @@ def _check_before_start(config_name: str) -> None:
         return
     try:
         cfg = validate.check_command_line(config_dir(), config_name, argv)
+        check_checkpoints(cfg, config_name)
     except ConfigError as error:
         exit_with(error)
     if cfg.get("validate"):
         print("lightyard: the config is valid (validate=true: nothing was run)")
         sys.exit(0)
+
+
+def check_checkpoints(cfg: DictConfig, config_name: str) -> None:
+    """The checkpoint a run would start from is read now, before a run directory exists: one
+    that does not load, or was written for another model, is a bad input like any other.
+    torch loads here only when a checkpoint is named (the run is about to load it anyway)."""
+    named = cfg.get("ckpt_path")
+    resume = cfg.get("resume") if config_name == "resume" else None
+    run_dir = cfg.get("run_dir") if config_name == "eval" else None
+    if not (named or resume or run_dir):
+        return
+    from lightyard.runs import checkpoint_files
+
+    trusted = bool(cfg.get("trusted_checkpoint", False))
+    if resume:
+        if checkpoint_files.latest_good_checkpoint(Path(resume), trusted) is None:
+            raise ConfigError(
+                f"resume: no checkpoint in {resume}/checkpoints loads (each is corrupt, truncated "
+                "or not a checkpoint). Allowed: a run with a readable checkpoint. Fix: start a "
+                "new run (the run directory is left as it was)"
+            )
+        return
+    key = "ckpt_path" if named else "run_dir"
+    path = Path(named) if named else checkpoint_files.find_best_checkpoint(Path(run_dir))
+    state = checkpoint_files.read(path, key=key, trusted=trusted)
+    checkpoint_files.check_fits_model(state, cfg, path, key=key)
 
 
 def _check_job(cfg: DictConfig) -> None:
@@ -41,36 +71,74 @@ def _check_job(cfg: DictConfig) -> None:
 
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         return  # single runs were checked before Hydra started
+    validate.check(cfg)
+    check_checkpoints(cfg, "train")
+
+
+def _run(job, cfg: DictConfig, check) -> Any:
+    """One job under the failure policy of lightyard.runs.failures: a bad input leaves nothing
+    behind, a stopped run says how to resume, a failure of the machine names the file and the
+    way out, and a crash keeps its traceback in the run directory."""
+    from lightyard.runs import failures
+
+    output_dir = Path(cfg.paths.output_dir)
     try:
-        validate.check(cfg)
+        check(cfg)
+        return job(cfg)
     except ConfigError as error:
+        if not cfg.get("resume"):
+            failures.discard_unstarted(output_dir, Path(cfg.paths.log_dir))
+        if output_dir.is_dir():
+            failures.mark_failed(output_dir, f"{message_of(error)}")
         exit_with(error)
+    except (Preempted, RunFailed) as stop:
+        exit_with(stop)
+    except Exception as error:
+        if _sweep_outcome(error):
+            raise  # a pruned trial: the sweeper records it
+        failure = failures.io_failure(error, output_dir)
+        if failure is not None:
+            failures.mark_failed(output_dir, str(failure))
+            exit_with(failure)
+        crash = failures.record_crash(output_dir, error)
+        if os.environ.get("LIGHTYARD_TRACEBACK") == "1" or _in_sweep():
+            raise  # a sweep's job: the sweeper records the failure and its reason
+        print(
+            f"lightyard: crashed: {type(error).__name__}: {message_of(error)}\n"
+            f"That is a bug, or an error lightyard does not explain yet: the traceback is in "
+            f"{crash or 'the log'} (LIGHTYARD_TRACEBACK=1 prints it). Checkpoints written "
+            f"before are intact; resume={output_dir} continues from the newest.",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+def _sweep_outcome(error: BaseException) -> bool:
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(error, optuna.TrialPruned)
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _train_job(cfg: DictConfig) -> float | None:
-    _check_job(cfg)
     from lightyard.runs.train import train as run_train
 
-    try:
-        return run_train(cfg)
-    except (ConfigError, Preempted) as stop:
-        exit_with(stop)
+    return _run(run_train, cfg, _check_job)
 
 
 def _eval_job(cfg: DictConfig) -> dict[str, float] | None:
-    _check_job(cfg)
     from lightyard.runs.evaluate import evaluate as run_evaluate
 
-    try:
-        return run_evaluate(cfg)
-    except ConfigError as error:
-        exit_with(error)
+    return _run(run_evaluate, cfg, _check_job)
 
 
 def _print_help_if_asked(config_name: str) -> None:
     if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
-        from pathlib import Path
-
         from lightyard.config.help import help_text
 
         script = Path(sys.argv[0]).name

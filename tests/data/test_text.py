@@ -95,26 +95,42 @@ def test_bucketing_groups_similar_lengths_and_keeps_every_index():
         assert len(list(evaluation)) == len(evaluation) == (50 if drop_last else 51)
 
 
-def test_bucketing_takes_lightnings_distributed_sampler():
-    """Under DDP Lightning re-creates the batch sampler around a DistributedSampler."""
-    from lightning.fabric.utilities.data import _replace_dunder_methods
-    from lightning.pytorch.utilities.data import _update_dataloader
-    from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
+def test_bucketed_shards_under_ddp_are_disjoint_and_evaluation_repeats_nothing():
+    """Two ranks: training shares cover every sample with equal batch counts (DDP steps in
+    lockstep); evaluation shares hold each sample exactly once (metrics count it once)."""
+    from lightyard.data.loaders import order_sampler
 
-    lengths = np.arange(100)
-    data = list(range(100))
-    # as Lightning calls train_dataloader(): recording how the batch sampler was made
-    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
-        loader = DataLoader(
-            data, batch_sampler=BucketBatchSampler(RandomSampler(data), 10, False, lengths)
-        )
-    shards = [DistributedSampler(data, num_replicas=2, rank=r, shuffle=True) for r in (0, 1)]
-    seen = []
-    for shard in shards:
-        updated = _update_dataloader(loader, shard)
-        assert isinstance(updated.batch_sampler, BucketBatchSampler)
-        seen += [i for batch in updated for i in batch.tolist()]
-    assert sorted(seen) == data
+    lengths = np.arange(101)
+    train = [
+        BucketBatchSampler(order_sampler(101, True, rank, 2), 10, False, lengths, seed=3)
+        for rank in (0, 1)
+    ]
+    for sampler in train:
+        sampler.sampler.set_epoch(2)
+    batches = [list(sampler) for sampler in train]
+    assert len(batches[0]) == len(batches[1])
+    assert sorted({i for part in batches for b in part for i in b}) == list(range(101))
+    evaluation = [
+        BucketBatchSampler(order_sampler(101, False, rank, 2), 10, False, lengths, shuffle=False)
+        for rank in (0, 1)
+    ]
+    seen = [i for sampler in evaluation for batch in sampler for i in batch]
+    assert sorted(seen) == list(range(101))  # no sample twice
+
+
+def test_bucketed_order_is_a_function_of_seed_and_epoch_not_the_global_rng():
+    from lightyard.data.loaders import EpochShuffle
+
+    lengths = np.random.default_rng(0).integers(1, 50, 300)
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        order = EpochShuffle(300, seed=11)
+        order.set_epoch(epoch)
+        torch.manual_seed(epoch * 1000 + 1)  # whatever the global RNG holds
+        return list(BucketBatchSampler(order, 16, False, lengths, pool_batches=4, seed=11))
+
+    assert epoch_batches(1) == epoch_batches(1)
+    assert epoch_batches(1) != epoch_batches(2)
 
 
 def _count_work(monkeypatch):

@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from lightyard.runs.checkpoints import AtomicCheckpointIO, atomic_save, latest_good_checkpoint
+from lightyard.runs.checkpoint_files import latest_good_checkpoint
+from lightyard.runs.checkpoints import AtomicCheckpointIO, atomic_save
 
 
 def _ckpt(step: int) -> dict:
@@ -38,11 +39,16 @@ def test_corrupt_checkpoint_is_reported_and_the_previous_good_one_used(tmp_path,
     data = (folder / "last.ckpt").read_bytes()
     (folder / "last.ckpt").write_bytes(data[: len(data) // 2])  # truncated (e.g. a full disk)
     (folder / ".last.ckpt.tmp-123").write_bytes(b"partial")  # an interrupted save
+    assert latest_good_checkpoint(tmp_path) == folder / "step_0000010.ckpt"  # only looks
+    assert (folder / "last.ckpt").is_file() and (folder / ".last.ckpt.tmp-123").is_file()
     with caplog.at_level(logging.WARNING):
-        found = latest_good_checkpoint(tmp_path)
+        found = latest_good_checkpoint(tmp_path, set_aside=True)
     assert found == folder / "step_0000010.ckpt"
     assert "last.ckpt is corrupt or truncated" in caplog.text
     assert not (folder / ".last.ckpt.tmp-123").exists()
+    # kept under another name, so the resumed run writes last.ckpt again (not last-v1.ckpt)
+    assert not (folder / "last.ckpt").exists()
+    assert (folder / "last.ckpt.corrupt").read_bytes() == data[: len(data) // 2]
 
 
 def test_the_furthest_checkpoint_wins(tmp_path):

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from lightyard.runs.provenance import MASK, redact, secret_values
+from lightyard.config.secrets import MASK, redact, secret_values
 from tests.conftest import run_cli, run_dirs
 
 SECRET = "sekrit-7f3a9c1e5b"

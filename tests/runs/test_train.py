@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from lightyard.runs.train import train
 
@@ -120,3 +121,38 @@ def test_a_resumed_optimizer_keeps_this_runs_kernel_not_the_checkpoints():
         assert resumed.param_groups[0]["fused"] is fused
         resumed.step()
         assert int(resumed.state[params[0]]["step"]) == 2
+
+
+def test_a_longer_resumed_cosine_schedule_carries_on_from_the_rate_it_had():
+    """Resumed with more epochs, the learning rate does not jump to where the longer schedule
+    would be: it goes on from its value and decays to the minimum at the new end."""
+    from lightyard.tasks.optim import cosine_with_warmup
+
+    def schedule(total: int):
+        weight = torch.nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.SGD([weight], lr=1.0)
+        scheduler = cosine_with_warmup(optimizer, total, warmup_fraction=0.1, min_lr_ratio=0.1)
+        return optimizer, scheduler
+
+    optimizer, first = schedule(100)
+    for _ in range(60):
+        optimizer.step()
+        first.step()
+    rate = optimizer.param_groups[0]["lr"]
+    saved = first.state_dict()
+
+    optimizer, resumed = schedule(200)  # the resumed run plans 200 steps
+    resumed.load_state_dict(saved)
+    assert resumed.get_last_lr()[0] == pytest.approx(rate)
+    rates = []
+    for _ in range(140):
+        optimizer.step()
+        resumed.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert abs(rates[0] - rate) < 0.01 * rate  # no jump
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))  # only decays
+    assert rates[-1] == pytest.approx(0.1)  # the minimum at the new end
+
+    optimizer, same = schedule(100)  # same length: the saved schedule, unchanged
+    same.load_state_dict(saved)
+    assert same.replanned_at is None and same.get_last_lr()[0] == pytest.approx(rate)

@@ -1,6 +1,8 @@
-"""SIGTERM / SIGUSR1 (cluster preemption, `scancel --signal`, a spot instance going away): save a
-checkpoint at the next step boundary and stop with a distinct exit code, so a job system can
-requeue the run and `resume=` continues exactly where it stopped."""
+"""SIGTERM / SIGUSR1 (cluster preemption, `scancel --signal`, a spot instance going away) and
+SIGINT (Ctrl-C): save a checkpoint at the next step boundary and stop with a distinct exit code
+(75, or 130 for Ctrl-C), so a job system can requeue the run and `resume=` continues exactly
+where it stopped. Under DDP the ranks agree first: a signal to any one rank makes every rank
+save once, at the same step, and stop together."""
 
 from __future__ import annotations
 
@@ -14,11 +16,18 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
-from lightyard.errors import Preempted
+from lightyard import _internals
+from lightyard.errors import Interrupted, Preempted
 
 log = logging.getLogger(__name__)
 
-SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def stop_for(signum: int, text: str) -> Preempted:
+    """Interrupted for Ctrl-C (exit 130), Preempted for the others (exit 75)."""
+    kind = Interrupted if signum == signal.SIGINT else Preempted
+    return kind(f"stopped by {signal.Signals(signum).name} {text}")
 
 
 class Preemption(Callback):
@@ -26,7 +35,11 @@ class Preemption(Callback):
     state is consistent. Lightning's own handlers (SIGTERM stops without saving; under SLURM
     with auto-requeue, SIGUSR1 saves an hpc checkpoint and requeues) are replaced while
     training: under SLURM with auto-requeue, the requeue signal is saved here and then the job
-    is requeued as Lightning would, with `scontrol requeue`."""
+    is requeued as Lightning would, with `scontrol requeue`. A second Ctrl-C stops at once.
+
+    With several ranks, each notes its own signals and they agree on the steps the loggers
+    write (one all-reduce of a number, where the loggers wait for the device anyway), so the
+    save comes at most `trainer.log_every_n_steps` steps after the signal."""
 
     def __init__(self, dirpath: str, filename: str = "preempted.ckpt") -> None:
         self.path = Path(dirpath) / filename
@@ -54,23 +67,35 @@ class Preemption(Callback):
         self._install()
 
     def _note(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without the save
         if self.received is None:
             log.warning("Received %s: saving a checkpoint at the next step boundary",
                         signal.Signals(signum).name)  # fmt: skip
         self.received = signum
 
+    def _agreed(self, trainer) -> int | None:
+        """The signal every rank acts on now, or None (one process: its own signal)."""
+        if trainer.world_size == 1:
+            return self.received
+        if not _internals.loggers_write_this_step(trainer):
+            return None
+        import torch
+
+        flag = torch.tensor([float(self.received or 0)], device=trainer.strategy.root_device)
+        agreed = int(trainer.strategy.reduce(flag, reduce_op="max").item())
+        return agreed or None
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.received is None:
+        signum = self._agreed(trainer)
+        if signum is None:
             return
         trainer.save_checkpoint(self.path)
         step = trainer.global_step
-        log.warning("Preempted at step %d; checkpoint saved to %s", step, self.path)
-        if self.received == slurm_requeue_signal(trainer) and trainer.is_global_zero:
+        log.warning("Stopped at step %d; checkpoint saved to %s", step, self.path)
+        if signum == slurm_requeue_signal(trainer) and trainer.is_global_zero:
             requeue_slurm_job()
-        raise Preempted(
-            f"stopped by {signal.Signals(self.received).name} at step {step}; "
-            f"resume with resume={self.path.parent.parent}"
-        )
+        raise stop_for(signum, f"at step {step}; resume with resume={self.path.parent.parent}")
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._restore()
@@ -120,3 +145,45 @@ def requeue_slurm_job() -> bool:
     else:
         log.warning("Requeuing SLURM job %s failed (scontrol returned an error)", job)
     return done
+
+
+class StopOutsideTraining:
+    """Handlers for the time a run is not inside fit(), where nothing is saved: while it reads
+    and tokenizes its data, builds its model, and tests. The signal stops the run at once with
+    its exit code and says what a restart would do (inside fit, the Preemption callback's own
+    handlers save first)."""
+
+    def __init__(self) -> None:
+        self.phase = (
+            "before training started: nothing had been trained, so nothing was saved; start it "
+            "again (with resume=auto and the same hydra.run.dir it starts fresh)"
+        )
+        self._original: dict[int, object] = {}
+
+    def _stop(self, signum, frame) -> None:
+        raise stop_for(signum, self.phase)
+
+    def __enter__(self) -> StopOutsideTraining:
+        if threading.current_thread() is threading.main_thread():
+            for signum in SIGNALS:
+                self._original[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._stop)
+        return self
+
+    def training(self, run_dir: Path) -> None:
+        # inside fit the Preemption callback's handlers take over, unless it is switched off
+        self.phase = (
+            f"while training, with callbacks.preemption off: nothing was saved since the last "
+            f"checkpoint; resume={run_dir} continues from it"
+        )
+
+    def testing(self, run_dir: Path) -> None:
+        self.phase = (
+            f"while testing, after training had finished; resume={run_dir} tests the best "
+            "checkpoint again"
+        )
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._original.items():
+            if handler is not None:
+                signal.signal(signum, handler)

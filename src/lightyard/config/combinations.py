@@ -33,8 +33,54 @@ def check_combinations(cfg: DictConfig, problems: Problems) -> None:
     if found := incompatibility(cfg):
         problems.add(*found)
     check_shapes(cfg, problems)
+    check_fractions(cfg, problems)
+    check_trainer_values(cfg, problems)
     check_hardware(cfg, problems)
     check_metrics(cfg, problems)
+
+
+def check_fractions(cfg: DictConfig, problems: Problems) -> None:
+    """The held-out shares leave something to train on."""
+    val, test = resolved(cfg, "data.val_fraction"), resolved(cfg, "data.test_fraction")
+    numbers = [v for v in (val, test) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) == 2 and sum(numbers) >= 1:
+        problems.add(
+            "data.val_fraction",
+            f"data.val_fraction={val} and data.test_fraction={test} hold out {sum(numbers):g} "
+            "of the data, leaving nothing to train on",
+            "two fractions whose sum is below 1 (e.g. 0.15 and 0.15)",
+            "lower one of them, e.g. data.val_fraction=0.1 data.test_fraction=0.1",
+        )
+
+
+def check_trainer_values(cfg: DictConfig, problems: Problems) -> None:
+    """Values of the Trainer's arguments whose type allows more than Lightning accepts."""
+    devices = resolved(cfg, "trainer.devices")
+    counted = isinstance(devices, int) and not isinstance(devices, bool)
+    if counted and (devices == 0 or devices < -1):
+        problems.add(
+            "trainer.devices",
+            f"{devices} asks for no device",
+            "a positive count, -1 (all), auto, or a list of device indices",
+            "trainer.devices=1",
+        )
+    interval = resolved(cfg, "trainer.val_check_interval")
+    if isinstance(interval, float) and not 0 < interval <= 1:
+        problems.add(
+            "trainer.val_check_interval",
+            f"{interval} is a fraction of an epoch outside (0, 1]",
+            "a fraction of the epoch in (0, 1] (0.25: four times an epoch), or a whole number "
+            "of batches (an integer)",
+            "a fraction, e.g. trainer.val_check_interval=0.5, or a number of batches, e.g. "
+            "trainer.val_check_interval=100",
+        )
+    elif isinstance(interval, int) and not isinstance(interval, bool) and interval < 1:
+        problems.add(
+            "trainer.val_check_interval",
+            f"{interval} batches is not a validation interval",
+            "a positive number of batches, a fraction in (0, 1], or null (each epoch's end)",
+            "trainer.val_check_interval=null",
+        )
 
 
 def check_shapes(cfg: DictConfig, problems: Problems) -> None:

@@ -35,6 +35,21 @@ RANGES: dict[str, tuple[float | None, float | None, bool, str]] = {
     "accumulate_grad_batches": (1, None, False, "a positive integer"),
     "patience": (0, None, False, "an integer >= 0"),
     "save_top_k": (-1, None, False, "an integer >= -1"),
+    "gradient_clip_val": (0, None, False, "a number >= 0, or null for no clipping"),
+    "log_every_n_steps": (1, None, False, "a positive integer"),
+    "check_val_every_n_epoch": (1, None, False, "a positive integer, or null"),
+    "num_sanity_val_steps": (-1, None, False, "an integer >= -1 (-1: all batches)"),
+    "every_n_train_steps": (0, None, False, "an integer >= 0 (0: never)"),
+    "max_skips": (0, None, False, "an integer >= 0"),
+    "momentum": (0, None, False, "a number >= 0"),
+    "warmup_fraction": (0, 1, True, "a fraction in [0, 1)"),
+    "min_lr_ratio": (0, 1, False, "a number in [0, 1]"),
+    "vocab_size": (1, None, False, "a positive integer"),
+    "num_classes": (1, None, False, "a positive integer"),
+    "max_length": (1, None, False, "a positive integer, or null"),
+    "block_size": (1, None, False, "a positive integer"),
+    "num_layers": (1, None, False, "a positive integer"),
+    "num_heads": (1, None, False, "a positive integer"),
 }
 
 

@@ -36,3 +36,22 @@ def _check_readable(key: str, path_text: str, problems: Problems, allowed: str, 
         problems.add(key, f"{path_text} {what}", allowed, f"check the path given as {key}")
     elif not os.access(path, os.R_OK | (0 if is_file else os.X_OK)):
         problems.add(key, f"{path_text} is not readable", allowed, f"fix its permissions ({key})")
+
+
+def check_writable(run_dir: str, key: str, problems: Problems) -> None:
+    """The run directory can be made and written: its nearest existing folder is writable
+    (a read-only file system answers no, also to root)."""
+    path = Path(run_dir).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    where = "it" if existing == path else f"{existing}, the nearest folder that exists,"
+    problems.add(
+        key,
+        f"the run directory {path} cannot be written: {where} is not writable (a read-only "
+        "file system, or no permission)",
+        "a directory on a writable disk",
+        f"set {key} to a writable place, e.g. {key}=outputs/<name> under your working directory",
+    )

@@ -69,6 +69,27 @@ def check_root(cfg: DictConfig, allowed_keys: set[str], problems: Problems) -> N
             problems.add(str(key), f"{found!r} has the wrong type", allowed, f"set {key}=...")
 
 
+# what every training run builds; the others (scheduler, callbacks, logger) may be switched off
+REQUIRED_GROUPS = ("data", "model", "task", "optimizer", "trainer")
+
+
+def check_required_groups(cfg: DictConfig, problems: Problems) -> None:
+    if "train" not in cfg:  # not a training run's config (eval's own root)
+        return
+    for group in REQUIRED_GROUPS:
+        if not isinstance(cfg.get(group), DictConfig):
+            problems.add(
+                group,
+                f"is not set (removed with ~{group}, or {group}=null), but every run builds one",
+                f"one of the {group} options python train.py --help lists",
+                f"pick one, e.g. {group}={DEFAULT_OPTIONS.get(group, '<option>')}",
+            )
+
+
+DEFAULT_OPTIONS = {"data": "digits", "model": "cnn", "task": "classification"}
+DEFAULT_OPTIONS |= {"optimizer": "adamw", "trainer": "default"}
+
+
 def check_missing(cfg: DictConfig, problems: Problems) -> None:
     for key in missing_keys(cfg):
         problems.add(

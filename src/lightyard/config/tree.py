@@ -22,6 +22,8 @@ def print_config_tree(cfg: DictConfig) -> None:
     from rich.syntax import Syntax
     from rich.tree import Tree
 
+    from lightyard.config.secrets import redact
+
     tree = Tree("config", style="bold", guide_style="dim")
     groups = [k for k in ORDER if isinstance(cfg.get(k), DictConfig)]
     groups += [k for k in cfg if k not in groups and isinstance(cfg[k], DictConfig)]
@@ -29,6 +31,7 @@ def print_config_tree(cfg: DictConfig) -> None:
     switches = {k: cfg[k] for k in cfg if k not in groups}
     nodes = [("run", OmegaConf.create(switches))] + [(k, cfg[k]) for k in groups]
     for key, value in nodes:
-        text = OmegaConf.to_yaml(value, resolve=True).rstrip() or "{}"
+        masked = redact(OmegaConf.to_container(value, resolve=True))  # secrets never printed
+        text = OmegaConf.to_yaml(OmegaConf.create(masked)).rstrip() or "{}"
         tree.add(key, style="bold cyan").add(Syntax(text, "yaml", theme="ansi_dark"))
     rich.print(tree)

@@ -13,24 +13,30 @@ from lightyard.config.combinations import check_combinations
 from lightyard.config.components import check_component
 from lightyard.config.hydra_errors import explain_hydra_error, suggest_keys
 from lightyard.config.nodes import component_nodes
-from lightyard.config.paths import check_paths
+from lightyard.config.paths import check_paths, check_writable
 from lightyard.config.problems import Problems
 from lightyard.config.schema import (
     allowed_root_keys,
     check_blocks_have_targets,
     check_choices,
     check_missing,
+    check_required_groups,
     check_root,
 )
 from lightyard.errors import ConfigError
 
 
 def check(
-    cfg: DictConfig, allowed_keys: set[str] | None = None, choices: dict | None = None
+    cfg: DictConfig,
+    allowed_keys: set[str] | None = None,
+    choices: dict | None = None,
+    run_dir: tuple[str, str] | None = None,
 ) -> None:
-    """Raise one ConfigError listing every problem found in a composed config."""
+    """Raise one ConfigError listing every problem found in a composed config (`run_dir`: the
+    directory Hydra will make and the key that sets it, checked for being writable)."""
     problems = Problems()
     check_choices(choices or {}, problems)
+    check_required_groups(cfg, problems)
     check_missing(cfg, problems)
     if allowed_keys is not None:
         check_root(cfg, allowed_keys, problems)
@@ -38,6 +44,8 @@ def check(
         check_component(key, node, problems)
     check_blocks_have_targets(cfg, problems)
     check_paths(cfg, problems)
+    if run_dir:
+        check_writable(run_dir[1], run_dir[0], problems)
     check_combinations(cfg, problems)
     problems.raise_if_any()
 
@@ -76,10 +84,12 @@ def check_command_line(config_dir: Path, config_name: str, overrides: list[str])
 
     allowed = allowed_root_keys(cfg, config_dir, config_name)
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    run_dir = OmegaConf.select(cfg, "hydra.run.dir", default=None)
     with open_dict(cfg):  # the run dir is not made yet; paths under it resolve to a placeholder
         cfg.hydra.runtime.output_dir = "<run dir>"
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg.hydra
-    check(cfg, allowed, choices)
+    where = "resume" if config_name == "resume" else "hydra.run.dir"
+    check(cfg, allowed, choices, run_dir=(where, run_dir) if run_dir else None)
     return cfg

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from lightyard.data.loaders import make_loader
+from lightyard.data.loaders import make_loader, order_sampler, shard
 from lightyard.errors import ConfigError
 
 
@@ -26,7 +26,13 @@ class SplitDataModule(L.LightningDataModule):
     """Subclasses fill `self.datasets` with "train", "val" and "test" in `setup`, and say what
     their batches' inputs are in a class attribute `input_kind` ("image", "tokens" or "lm"; the
     models and tasks declare what they read, and lightyard.config.fit checks the two agree
-    before a run starts). There is no default: a DataModule that says nothing is reported."""
+    before a run starts). There is no default: a DataModule that says nothing is reported.
+
+    It shards its splits itself under DDP (`shards_itself`: the trainer then leaves its samplers
+    alone): training shares from a seeded order, evaluation without repeats
+    (loaders.order_sampler), so metrics under DDP equal those of one process."""
+
+    shards_itself = True
 
     def __init__(
         self,
@@ -46,11 +52,15 @@ class SplitDataModule(L.LightningDataModule):
         """The batch collation for every split; None means torch's default."""
         return None
 
+    def _order(self, split: str, shuffle: bool):
+        rank, world = shard(self.trainer)
+        return order_sampler(len(self.datasets[split]), shuffle, rank, world)
+
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return make_loader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=self._order(split, shuffle),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,

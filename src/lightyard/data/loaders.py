@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
@@ -24,15 +26,47 @@ def seeded_split(n: int, fractions: list[float], seed: int) -> list[torch.Tensor
     return list(torch.split(order, [first, *sizes]))
 
 
+def shard(trainer) -> tuple[int, int]:
+    """(this process's rank, number of processes) of the trainer's run; (0, 1) without one."""
+    if trainer is None:
+        return 0, 1
+    return int(trainer.global_rank), int(trainer.world_size)
+
+
+def order_sampler(size: int, shuffle: bool, rank: int = 0, world: int = 1) -> Sampler[int] | None:
+    """The order a split's samples are read in, the same whatever the global RNG holds (dropout
+    draws from it, and a resume restores it), so a mid-epoch resume sees exactly the batches an
+    uninterrupted run would:
+
+    - training: a random order per epoch from (run seed, epoch); under DDP each rank takes its
+      own share of it (DistributedSampler: equal shares, a few samples repeated to even them);
+    - evaluation: the split in order; under DDP disjoint shares, no sample repeated (a repeat
+      would count twice in the metrics), so the last rank may hold one sample fewer.
+
+    None: the loader's own sequential order (one process, no shuffle)."""
+    if world == 1:
+        return EpochShuffle(size, torch.initial_seed()) if shuffle else None
+    indices = range(size)
+    if shuffle:
+        from torch.utils.data import DistributedSampler
+
+        # the same seed on every rank (seed_everything sets it; 0 when the run has none)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return DistributedSampler(indices, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(indices, num_replicas=world, rank=rank, shuffle=False)
+
+
 def make_loader(
     dataset: Dataset,
     *,
     batch_size: int,
-    shuffle: bool,
     num_workers: int,
     pin_memory: bool,
     persistent_workers: bool = False,
     collate_fn=None,
+    sampler: Sampler[int] | None = None,
     batch_sampler=None,
 ) -> DataLoader:
     if batch_size < 1:
@@ -42,11 +76,8 @@ def make_loader(
     workers = num_workers > 0
     if batch_sampler is not None:  # the sampler makes the batches (e.g. length buckets)
         batch_size, sampler = 1, None
-    else:
-        # Stateful: Lightning saves the loader's position in every checkpoint, so a run resumed
-        # mid-epoch sees exactly the batches an uninterrupted run would; the shuffle order is a
-        # function of (run seed, epoch), independent of the global RNG that dropout draws from.
-        sampler = EpochShuffle(len(dataset), torch.initial_seed()) if shuffle else None
+    # Stateful: Lightning saves the loader's position in every checkpoint, so a resumed run
+    # continues the epoch's order (order_sampler) where the uninterrupted run would be.
     return StatefulDataLoader(
         dataset,
         batch_size=batch_size,

@@ -97,7 +97,11 @@ class BucketBatchSampler(BatchSampler):
     `sampler` (random for training; Lightning swaps in a DistributedSampler under DDP, which is
     why this is a BatchSampler taking `sampler` first), are cut into pools of `pool_batches`
     batches and sorted by length within each pool; the batches are then shuffled again when
-    `shuffle` is set. Evaluation (shuffle off) sorts everything by length."""
+    `shuffle` is set. Evaluation (shuffle off) sorts everything by length.
+
+    Every random choice is drawn from (seed, epoch), the epoch being the sampler's (Lightning
+    sets it each epoch), never from the global RNG: the batches of an epoch are a function of
+    the run's seed and the epoch, so a resumed run replays them exactly."""
 
     def __init__(
         self,
@@ -107,11 +111,13 @@ class BucketBatchSampler(BatchSampler):
         lengths: np.ndarray,
         pool_batches: int = 50,
         shuffle: bool = True,
+        seed: int = 0,
     ) -> None:
         super().__init__(sampler, batch_size, drop_last)
         self.lengths = np.asarray(lengths)
         self.pool_batches = max(1, pool_batches)
         self.shuffle = shuffle
+        self.seed = seed
 
     def __iter__(self):
         order = np.fromiter(iter(self.sampler), dtype=np.int64)
@@ -124,7 +130,11 @@ class BucketBatchSampler(BatchSampler):
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
-            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+            epoch = int(getattr(self.sampler, "epoch", 0))
+            generator = torch.Generator().manual_seed(self.seed + 7919 * (epoch + 1))
+            batches = [
+                batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()
+            ]
         for batch in batches:
             yield batch.tolist()
 

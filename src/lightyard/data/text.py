@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+import torch
+from torch.utils.data import DataLoader, SequentialSampler
 
 from lightyard.data.base import SplitDataModule
 from lightyard.data.loaders import make_loader, seeded_split
@@ -229,14 +230,19 @@ class TextClassificationDataModule(TokenDataModule):
         if not self.bucket:
             return super()._loader(split, shuffle)
         dataset = self.datasets[split]
-        order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        order = self._order(split, shuffle) or SequentialSampler(dataset)
         sampler = BucketBatchSampler(
-            order, self.batch_size, False, dataset.lengths(), self.bucket_pool_batches, shuffle
+            order,
+            self.batch_size,
+            False,
+            dataset.lengths(),
+            self.bucket_pool_batches,
+            shuffle,
+            seed=torch.initial_seed(),
         )
         return make_loader(
             dataset,
             batch_size=1,
-            shuffle=False,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,

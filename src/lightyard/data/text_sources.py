@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lightyard.errors import ConfigError
+from lightyard.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -34,6 +34,16 @@ def _file_stat(path: str, key: str) -> dict[str, Any]:
     return {"path": str(file.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
 
 
+def _first_undecodable_line(path: Path, encoding: str) -> int:
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                return number
+    return 0
+
+
 def _stable_bucket(text: str, buckets: int = 100) -> int:
     return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little") % buckets
 
@@ -50,11 +60,13 @@ class FileSource:
         text_column: str = "text",
         label_column: str | None = "label",
         format: str | None = None,
+        encoding: str = "utf-8",
     ) -> None:
         self.files = {"train": train, "val": val, "test": test}
         self.text_column = text_column
         self.label_column = label_column
         self.format = format
+        self.encoding = encoding
 
     def fingerprint(self) -> dict[str, Any]:
         files = {s: _file_stat(p, f"data.source.{s}") for s, p in self.files.items() if p}
@@ -62,6 +74,7 @@ class FileSource:
             "files": files,
             "columns": [self.text_column, self.label_column],
             "format": self.format,
+            **({"encoding": self.encoding} if self.encoding != "utf-8" else {}),
         }
 
     def _format(self, path: str) -> str:
@@ -73,29 +86,83 @@ class FileSource:
             )
         return fmt
 
-    def _read(self, split: str, path: str) -> RawSplit:
+    def _frame(self, split: str, path: str, fmt: str):
+        """The file as a table; a file that is empty, not in its encoding, or not in its format
+        is a DataError naming the file and the line."""
         import csv
 
         import pandas as pd
 
-        fmt = self._format(path)
-        if fmt == "parquet":
-            frame = pd.read_parquet(path)
-        elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True)
-        else:  # TSV sentiment sets (SST-2) hold raw quotes: never treat them as quoting
+        key = f"data.source.{split}={path}"
+        try:
+            if fmt == "parquet":
+                return pd.read_parquet(path)
+            if fmt == "jsonl":
+                return pd.read_json(path, lines=True, encoding=self.encoding)
+            # TSV sentiment sets (SST-2) hold raw quotes: never treat them as quoting
             sep = "\t" if fmt == "tsv" else ","
             quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-            frame = pd.read_csv(path, sep=sep, quoting=quoting, keep_default_na=False)
+            return pd.read_csv(
+                path, sep=sep, quoting=quoting, keep_default_na=False, encoding=self.encoding
+            )
+        except UnicodeDecodeError as error:
+            line = _first_undecodable_line(Path(path), self.encoding)
+            raise DataError(
+                f"{key}: line {line} is not {self.encoding} ({error.reason}: byte "
+                f"{error.object[error.start : error.start + 1]!r}). Allowed: text in "
+                f"data.source.encoding ({self.encoding}). Fix: convert the file (e.g. iconv -f "
+                f"latin1 -t utf-8), or set data.source.encoding=<its encoding>, e.g. latin-1"
+            ) from None
+        except pd.errors.EmptyDataError:
+            raise DataError(
+                f"{key}: the file is empty. Allowed: a {fmt.upper()} file with a header and "
+                "rows. Fix: point it at the file that holds the data"
+            ) from None
+        except (pd.errors.ParserError, ValueError) as error:
+            first = str(error).strip().splitlines()[0]
+            raise DataError(
+                f"{key}: it cannot be read as {fmt} ({first}). Allowed: one record per line in "
+                f"{fmt}. Fix: repair that line, or set data.source.format to the file's format"
+            ) from None
+
+    def _read(self, split: str, path: str) -> RawSplit:
+        fmt = self._format(path)
+        frame = self._frame(split, path, fmt)
+        key = f"data.source.{split}={path}"
         columns = [self.text_column] + ([self.label_column] if self.label_column else [])
         missing = [c for c in columns if c not in frame.columns]
         if missing:
-            raise ConfigError(
-                f"data.source.{split}={path} has no column {missing[0]!r}; its columns are "
-                f"{', '.join(map(str, frame.columns))}: set data.source.text_column / label_column"
+            raise DataError(
+                f"{key}: there is no column {missing[0]!r}. Allowed: its columns, "
+                f"{', '.join(map(str, frame.columns))}. Fix: set data.source.text_column / "
+                "data.source.label_column to them"
             )
-        labels = frame[self.label_column].tolist() if self.label_column else None
-        return RawSplit(frame[self.text_column].astype(str).tolist(), labels)
+        if frame.empty:
+            raise DataError(
+                f"{key}: the file has a header but no rows. Allowed: a file with data. Fix: "
+                "point it at the file that holds the data"
+            )
+        first_row = 2 if fmt in ("csv", "tsv") else 1  # the line of row 0 (after a header)
+        labels = None
+        if self.label_column:
+            column = frame[self.label_column]
+            blank = column.isna() | (column.astype(str).str.strip() == "")
+            if blank.any():
+                row = int(blank.to_numpy().nonzero()[0][0])
+                raise DataError(
+                    f"{key}: line {row + first_row} has no label (column {self.label_column!r} "
+                    f"is empty; {int(blank.sum())} unlabelled in all). Allowed: every row "
+                    "labelled. Fix: label or remove those rows"
+                )
+            labels = column.tolist()
+        texts = frame[self.text_column]
+        if texts.isna().any():
+            row = int(texts.isna().to_numpy().nonzero()[0][0])
+            raise DataError(
+                f"{key}: line {row + first_row} has no text (column {self.text_column!r}). "
+                "Allowed: a text in every row. Fix: fill or remove that row"
+            )
+        return RawSplit(texts.astype(str).tolist(), labels)
 
     def load(self) -> dict[str, RawSplit]:
         return {s: self._read(s, p) for s, p in self.files.items() if p}

@@ -8,7 +8,7 @@ from torch.utils.data import Subset
 
 from lightyard.data.base import SplitDataModule, check_fixed_shape
 from lightyard.data.loaders import seeded_split
-from lightyard.errors import ConfigError
+from lightyard.errors import ConfigError, DataError
 
 TORCHVISION_DATASETS = ("MNIST", "FashionMNIST", "CIFAR10")
 
@@ -51,6 +51,22 @@ def image_transform(channels: int, image_size: int, mean: list[float], std: list
 
 def _to_rgb(image):
     return image.convert("RGB")
+
+
+def load_image(path: str):
+    """torchvision's loader, with a file that does not decode named (a DataError, also when a
+    loader worker meets it) instead of PIL's error deep inside a worker's traceback."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as error:  # PIL's kinds of "cannot decode"
+        why = str(error) or type(error).__name__
+        raise DataError(
+            f"data.root: {path} cannot be read as an image ({why}). Allowed: image files "
+            "that PIL decodes. Fix: remove or replace that file, then start the run again"
+        ) from None
 
 
 class TorchvisionDataModule(SplitDataModule):
@@ -164,7 +180,7 @@ class ImageFolderDataModule(SplitDataModule):
                 f"{key}={root} is not a directory; point it at <root>/<class>/<image>"
             )
         try:
-            folder = ImageFolder(root, transform=self.transform)
+            folder = ImageFolder(root, transform=self.transform, loader=load_image)
         except (FileNotFoundError, RuntimeError) as error:
             raise ConfigError(f"{key}={root} holds no images in class folders: {error}") from None
         if len(folder.classes) != self.num_classes:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from lightyard import runs
     from lightyard.distributed.launcher import close_process_group
-    from lightyard.errors import ConfigError, exit_with
+    from lightyard.errors import ConfigError, Preempted, RunFailed, exit_with
 
     cfg = OmegaConf.load(args.config)
     log.info("%s from %s", args.job, args.config)
@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg.print_config = False
     try:
         runs.job(args.job)(cfg)
-    except ConfigError as error:
-        exit_with(error)
+    except (ConfigError, Preempted, RunFailed) as stop:  # rank 0 reports it; the code matters
+        close_process_group()
+        exit_with(stop)
     finally:
         close_process_group()
 

@@ -11,7 +11,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from lightyard.config.instantiate import instantiate, instantiate_all
-from lightyard.distributed.launcher import use_saved_config_launcher
+from lightyard.distributed.launcher import finish_job, use_saved_config_launcher
 from lightyard.distributed.strategies import block_classes
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,12 @@ def build_trainer(
     task: L.LightningModule | None = None,
     job: str = "train",
     plugins: list[Any] = (),
+    datamodule: L.LightningDataModule | None = None,
 ) -> L.Trainer:
     """The Trainer; a strategy node is built with the task's backbone blocks, and ranks > 0 are
-    started from this job's saved config (lightyard.distributed), never from the command line."""
+    started from this job's saved config (lightyard.distributed), never from the command line.
+    A DataModule that shards its splits itself (lightyard's own) keeps its samplers: Lightning's
+    would repeat evaluation samples to even the ranks out."""
     from lightning.pytorch.callbacks import LearningRateMonitor
 
     loggers = instantiate_all(cfg.get("logger"), "logger")
@@ -74,6 +77,8 @@ def build_trainer(
         log.info("logger=none: the learning-rate monitor has nowhere to log, so it is left out")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     callbacks, extra = _summary_settings(cfg, callbacks)
+    if getattr(datamodule, "shards_itself", False):
+        extra["use_distributed_sampler"] = False
     strategy = build_strategy(cfg.trainer, task)
     if strategy is not None:
         extra["strategy"] = strategy
@@ -91,7 +96,10 @@ def build_trainer(
 
 
 def build_fit_trainer(
-    cfg: DictConfig, task: L.LightningModule, extra_callbacks: list[Any] = ()
+    cfg: DictConfig,
+    task: L.LightningModule,
+    extra_callbacks: list[Any] = (),
+    datamodule: L.LightningDataModule | None = None,
 ) -> L.Trainer:
     """The trainer `train` fits with: the configured callbacks, a sweep trial's pruning, exact
     resume and atomic checkpoint writes."""
@@ -101,7 +109,7 @@ def build_fit_trainer(
 
     callbacks = instantiate_all(cfg.get("callbacks"), "callbacks") + trial_callbacks(cfg)
     callbacks += [ExactResume(), *extra_callbacks]
-    return build_trainer(cfg, callbacks, task, plugins=[checkpoint_io(cfg)])
+    return build_trainer(cfg, callbacks, task, plugins=[checkpoint_io(cfg)], datamodule=datamodule)
 
 
 def batch_sizes(cfg: DictConfig, trainer: L.Trainer) -> dict[str, int]:
@@ -131,7 +139,7 @@ def log_hyperparameters(cfg: DictConfig, task: L.LightningModule, trainer: L.Tra
     """The resolved config, tags and parameter counts, once (loggers write from rank 0 only)."""
     if not trainer.loggers:
         return
-    from lightyard.runs.provenance import redact
+    from lightyard.config.secrets import redact
 
     params = redact(OmegaConf.to_container(cfg, resolve=True))
     params["params/total"] = sum(p.numel() for p in task.parameters())
@@ -151,3 +159,15 @@ def finish_loggers(trainer: L.Trainer, failed: bool) -> None:
 
     if wandb.run is not None:  # the logger started its run (rank 0 only)
         wandb.finish(exit_code=1 if failed else 0)
+
+
+def finish(trainer: L.Trainer, failed: bool) -> None:
+    """The end of a job, passed or failed: loggers finished, ranks reaped. After a failure a
+    second error here (the same full disk, say) is logged, never raised over the first."""
+    try:
+        finish_loggers(trainer, failed)
+    except Exception as error:
+        if not failed:
+            raise
+        log.warning("finishing the loggers failed too: %s", error)
+    finish_job(trainer, failed)

@@ -1,6 +1,6 @@
 """Checkpoints that survive a kill at any moment: written to a temporary file, fsynced and renamed
-into place; on resume the newest checkpoint that loads is used and broken ones are reported; a
-finished run's best checkpoint is found for testing and evaluation."""
+into place; on resume the newest checkpoint that loads is used and broken ones are set aside
+(checkpoint_files.py reads them)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
 import lightyard
-from lightyard.errors import ConfigError
+from lightyard.errors import ConfigError, RunFailed
+from lightyard.runs.checkpoint_files import TMP_MARK, latest_good_checkpoint
 
 log = logging.getLogger(__name__)
-
-TMP_MARK = ".tmp-"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -57,6 +56,11 @@ def atomic_save(obj: Any, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        failure = _disk_failure(error, path)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -67,6 +71,24 @@ def atomic_save(obj: Any, path: Path) -> None:
         os.close(fd)
 
 
+def _disk_failure(error: BaseException, path: Path) -> RunFailed | None:
+    """A full or read-only disk while saving: one message naming the file and the way out
+    (torch's writer reports a full disk as a RuntimeError from its zip file writer)."""
+    from lightyard.runs.failures import IO_ERRORS
+
+    number = getattr(error, "errno", None)
+    text = str(error)
+    if number not in IO_ERRORS and "file write failed" not in text and "No space" not in text:
+        return None
+    what = IO_ERRORS.get(number, "the disk could not take the file (full?)")
+    run_dir = path.parent.parent
+    return RunFailed(
+        f"{what} writing the checkpoint {path}. The checkpoints written before are intact (the "
+        f"partial file was removed). Fix: free space on that disk, then resume={run_dir} "
+        "continues from the newest of them"
+    )
+
+
 def stamp(cfg) -> dict[str, Any]:
     """What every checkpoint carries: the resolved config as plain containers (loadable with
     weights_only=True) and the lightyard version."""
@@ -75,69 +97,14 @@ def stamp(cfg) -> dict[str, Any]:
     return {"version": lightyard.__version__, "config": OmegaConf.to_container(cfg, resolve=True)}
 
 
-def _progress(state: dict[str, Any]) -> tuple[int, int]:
-    return int(state.get("global_step", 0)), int(state.get("epoch", 0))
-
-
-def load_progress(path: Path, trusted: bool = False) -> tuple[int, int] | None:
-    """(global step, epoch) of a checkpoint, or None when the file cannot be read."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=not trusted, mmap=True)
-        if not isinstance(state, dict) or "state_dict" not in state:
-            return None
-        return _progress(state)
-    except Exception:  # truncated, corrupt or foreign: every failure means "not usable"
-        return None
-
-
-def latest_good_checkpoint(run_dir: Path, trusted: bool = False) -> Path | None:
-    """The checkpoint of `run_dir` that went furthest and loads; broken ones are reported."""
-    ckpt_dir = run_dir / "checkpoints"
-    if not ckpt_dir.is_dir():
-        return None
-    for stale in ckpt_dir.glob(f".*{TMP_MARK}*"):
-        log.warning("Removing %s, a checkpoint save that was interrupted", stale.name)
-        stale.unlink(missing_ok=True)
-    candidates = []
-    for path in ckpt_dir.glob("*.ckpt"):
-        progress = load_progress(path, trusted)
-        if progress is None:
-            log.warning("Checkpoint %s is corrupt or truncated; it is skipped", path)
-            continue
-        is_last = path.name.startswith("last")
-        candidates.append((progress, is_last, path.stat().st_mtime, path))
-    if not candidates:
-        return None
-    return max(candidates, key=lambda c: c[:3])[3]
-
-
-def find_best_checkpoint(run_dir: Path) -> Path:
-    """The checkpoint ModelCheckpoint ranked best (recorded in last.ckpt), else the newest one."""
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    if last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-        for key, callback_state in state.get("callbacks", {}).items():
-            best = key.startswith("ModelCheckpoint") and callback_state.get("best_model_path")
-            # the run dir may have moved since: look the file up by name next to last.ckpt
-            if best and (ckpt_dir / Path(best).name).is_file():
-                return ckpt_dir / Path(best).name
-    found = sorted(ckpt_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise ConfigError(
-            f"{ckpt_dir} holds no checkpoint; train with callbacks that include model_checkpoint, "
-            "or pass ckpt_path=<file>"
-        )
-    return last if last.is_file() else found[-1]
-
-
 def fit_checkpoint(cfg: DictConfig) -> str | None:
     """resume=<run dir>: the newest checkpoint there that loads (broken ones are reported and
     skipped); otherwise ckpt_path (or None)."""
     resume = cfg.get("resume")
     if resume and resume != "auto":
         run_dir = Path(cfg.paths.output_dir)
-        found = latest_good_checkpoint(run_dir, trusted=cfg.get("trusted_checkpoint", False))
+        trusted = cfg.get("trusted_checkpoint", False)
+        found = latest_good_checkpoint(run_dir, trusted=trusted, set_aside=True)
         if found is None:
             raise ConfigError(
                 f"resume: no checkpoint in {run_dir}/checkpoints loads (all are corrupt or "
@@ -158,7 +125,7 @@ def _keep_csv_metrics(run_dir: Path) -> None:
 
 def checkpoint_io(cfg: DictConfig) -> AtomicCheckpointIO:
     """The run's checkpoint IO: atomic saves stamped with the (secret-masked) config."""
-    from lightyard.runs.provenance import redact
+    from lightyard.config.secrets import redact
 
     trusted = bool(cfg.get("trusted_checkpoint", False))
     return AtomicCheckpointIO(stamp=redact(stamp(cfg)), trusted=trusted)

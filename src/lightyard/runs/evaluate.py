@@ -12,10 +12,9 @@ from lightyard import _internals
 from lightyard.config.fit import check_compatible
 from lightyard.config.instantiate import instantiate, instantiate_all
 from lightyard.config.tree import print_config_tree
-from lightyard.distributed.launcher import finish_job
 from lightyard.errors import ConfigError
-from lightyard.runs.build import build_task, build_trainer, finish_loggers
-from lightyard.runs.checkpoints import find_best_checkpoint
+from lightyard.runs.build import build_task, build_trainer, finish
+from lightyard.runs.checkpoint_files import find_best_checkpoint
 from lightyard.runs.process import quiet_known_noise
 from lightyard.runs.results import logged_scalars, write_results
 
@@ -38,7 +37,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     task = build_task(cfg)
     # the run's own callbacks: none acts in test, and Lightning expects those that wrote the file
     callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
-    trainer = build_trainer(cfg, callbacks, task, job="evaluate")
+    trainer = build_trainer(cfg, callbacks, task, job="evaluate", datamodule=datamodule)
     failed = True
     try:
         trainer.test(task, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
@@ -47,6 +46,5 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         write_results(Path(cfg.paths.output_dir), results, task, trainer)
         failed = False
     finally:
-        finish_loggers(trainer, failed)
-        finish_job(trainer, failed)
+        finish(trainer, failed)
     return results

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from lightyard.config.secrets import redact
+
 
 def wandb_has_credentials() -> bool:
     """True when W&B could sync: an API key in the environment or in ~/.netrc (`wandb login`)."""
@@ -68,15 +70,18 @@ def wandb_logger(
     if offline == "auto":
         mode = os.environ.get("WANDB_MODE")
         offline = mode in ("offline", "dryrun") if mode else not wandb_has_credentials()
-    return WandbLogger(
-        project=project,
-        save_dir=save_dir,
-        offline=bool(offline),
-        entity=entity,
-        name=name or Path(save_dir).name,
-        group=group,
-        tags=list(tags or []),
-        job_type=job_type,
-        log_model=log_model,
-        **kwargs,
+    # whatever the config interpolated into the run's own fields (tags, name, notes, config)
+    # is stored in the run: no secret of the environment goes there (W&B's own key comes from
+    # the environment or `wandb login`, never from these arguments)
+    shown = redact(
+        {
+            "project": project,
+            "entity": entity,
+            "name": name or Path(save_dir).name,
+            "group": group,
+            "tags": list(tags or []),
+            "job_type": job_type,
+            **kwargs,
+        }
     )
+    return WandbLogger(save_dir=save_dir, offline=bool(offline), log_model=log_model, **shown)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -15,39 +14,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
-MASK = "***"
+from lightyard.config.secrets import redact, secret_values
+
 PROVENANCE_DIR = "provenance"
-
-
-def secret_values(environ: dict[str, str] | None = None) -> list[str]:
-    """Values of environment variables whose names say they are secret (WANDB_API_KEY, *TOKEN*,
-    *KEY*, *SECRET*, *PASSWORD*), longest first so that overlapping ones mask fully."""
-    environ = os.environ if environ is None else environ
-    values = {v for k, v in environ.items() if SECRET_NAME.search(k) and len(v) >= 4}
-    return sorted(values, key=len, reverse=True)
-
-
-def redact(obj: Any, secrets: list[str] | None = None) -> Any:
-    """A copy of obj with every secret value masked, and values of secret-named keys masked."""
-    secrets = secret_values() if secrets is None else secrets
-    if isinstance(obj, dict):
-        return {
-            k: MASK if isinstance(k, str) and _secret_key(k) and v else redact(v, secrets)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(redact(v, secrets) for v in obj)
-    if isinstance(obj, str):
-        for secret in secrets:
-            obj = obj.replace(secret, MASK)
-        return obj
-    return obj
-
-
-def _secret_key(key: str) -> bool:
-    # api_key, token, password ...; but not ordinary names like "monitor" or "keys" of a config
-    return bool(re.search(r"(api_?key|token|secret|password|passwd)$", key, re.IGNORECASE))
 
 
 def _git(root: Path, *args: str) -> str | None:

@@ -137,4 +137,12 @@ def resume_arguments(argv: list[str]) -> list[str] | None:
         f"resume={run_dir}",
         f"hydra.run.dir={run_dir}",
         f"hydra.searchpath=[file://{run_dir}]",
+        # the run's own .hydra/ (its config and first overrides) is never rewritten
+        f"hydra.output_subdir=.hydra/{launch_subdir(run_dir)}",
     ]
+
+
+def launch_subdir(run_dir: Path) -> str:
+    """Where this resume's composed config and overrides go: .hydra/resume-NNN."""
+    done = len(list((run_dir / ".hydra").glob("resume-*")))
+    return f"resume-{done + 1:03d}"

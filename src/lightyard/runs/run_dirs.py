@@ -17,27 +17,46 @@ def run_dir_of_checkpoint(ckpt_path: str) -> Path:
     """Checkpoints live in <run_dir>/checkpoints/; the run dir is two levels up."""
     path = Path(ckpt_path)
     if not path.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path} is not a file; give a .ckpt written by a run")
+        raise ConfigError(
+            f"ckpt_path: {ckpt_path} is not a file. Allowed: a .ckpt written by a run. Fix: check "
+            "the path given as ckpt_path"
+        )
     return path.resolve().parent.parent
 
 
 def eval_search_path_override(argv: list[str]) -> str | None:
-    """The Hydra override that makes the trained run's saved config part of eval's composition."""
+    """The Hydra override that makes the trained run's saved config part of eval's composition.
+    Everything is checked here, before Hydra makes eval's own output directory."""
     values = dict(arg.split("=", 1) for arg in argv if arg.startswith(("run_dir=", "ckpt_path=")))
-    run_dir = values.get("run_dir")
-    if not run_dir and values.get("ckpt_path"):
-        run_dir = str(run_dir_of_checkpoint(values["ckpt_path"]))
+    run_dir, ckpt = values.get("run_dir"), values.get("ckpt_path")
+    if not run_dir and ckpt:
+        run_dir = str(run_dir_of_checkpoint(ckpt))
+        if not saved_config(Path(run_dir)).is_file():
+            raise ConfigError(
+                f"ckpt_path: {ckpt} is not inside a training run's directory (no "
+                f"{saved_config(Path(run_dir))} two levels up), so its model and data config are "
+                "unknown. Allowed: a checkpoint in <run dir>/checkpoints/, or run_dir=<the run "
+                "that trained it> beside ckpt_path. Fix: add run_dir=<that run's directory>"
+            )
     if not run_dir:
         if asks_for_help(argv):
             return None
         raise ConfigError(
-            "eval needs the training run to evaluate: run_dir=<the run's directory> "
-            "(e.g. outputs/train/2026-01-31/12-00-00_ab12cd) or ckpt_path=<a .ckpt inside one>"
+            "eval needs the training run to evaluate. Allowed: run_dir=<the run's directory> "
+            "(e.g. outputs/train/2026-01-31/12-00-00_ab12cd) or ckpt_path=<a .ckpt inside one>. "
+            "Fix: add run_dir=<dir>"
         )
     if not saved_config(Path(run_dir)).is_file():
         raise ConfigError(
-            f"run_dir={run_dir} holds no .hydra/config.yaml; give the directory of a training run "
-            "(the one that contains .hydra/ and checkpoints/)"
+            f"run_dir: {run_dir} holds no .hydra/config.yaml. Allowed: the directory of a "
+            "training run (the one that contains .hydra/ and checkpoints/). Fix: give the run "
+            "directory printed when the run started"
+        )
+    if not ckpt and not has_checkpoint(Path(run_dir)):
+        raise ConfigError(
+            f"run_dir: {run_dir} holds no checkpoint to evaluate (checkpoints/ is empty or "
+            "missing). Allowed: a run that saved checkpoints/*.ckpt. Fix: train it with "
+            "callbacks.model_checkpoint on, or resume it until it saves one"
         )
     return f"hydra.searchpath=[file://{Path(run_dir).resolve()}]"
 

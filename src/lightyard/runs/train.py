@@ -10,19 +10,20 @@ import lightning as L
 from omegaconf import DictConfig
 
 from lightyard import _internals
+from lightyard.callbacks.preemption import StopOutsideTraining
 from lightyard.config.fit import check_compatible
 from lightyard.config.instantiate import instantiate
 from lightyard.config.tree import print_config_tree
-from lightyard.distributed.launcher import finish_job
 from lightyard.runs import provenance
 from lightyard.runs.build import (
     build_fit_trainer,
     build_task,
-    finish_loggers,
+    finish,
     log_global_batch,
     log_hyperparameters,
 )
 from lightyard.runs.checkpoints import fit_checkpoint
+from lightyard.runs.failures import FAILED_FILE
 from lightyard.runs.process import prepare_process
 from lightyard.runs.results import logged_scalars, optimized_value, write_results
 
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> float | list[float] | None:
     """Fit, test the best checkpoint, and return cfg.optimized_metric (for sweepers)."""
+    with StopOutsideTraining() as signals:
+        return _train(cfg, signals)
+
+
+def _train(cfg: DictConfig, signals: StopOutsideTraining) -> float | list[float] | None:
     _internals.check()
     check_compatible(cfg)
     if cfg.get("print_config"):
@@ -39,11 +45,12 @@ def train(cfg: DictConfig) -> float | list[float] | None:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    (output_dir / FAILED_FILE).unlink(missing_ok=True)  # it is going again
 
     ckpt_path = fit_checkpoint(cfg)
     datamodule = instantiate(cfg.data, "data")
     task = build_task(cfg)
-    trainer = build_fit_trainer(cfg, task)
+    trainer = build_fit_trainer(cfg, task, datamodule=datamodule)
     log_global_batch(cfg, trainer)
     provenance.record(cfg, trainer, output_dir)
     log_hyperparameters(cfg, task, trainer)
@@ -52,6 +59,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
     try:
         results: dict[str, Any] = {}
         if cfg.get("train"):
+            signals.training(output_dir)
             log.info("Fitting")
             trainer.fit(
                 task,
@@ -61,6 +69,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
             )
             results.update(logged_scalars(trainer))
         if cfg.get("test"):
+            signals.testing(output_dir)
             ckpt = (
                 trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             )
@@ -73,6 +82,5 @@ def train(cfg: DictConfig) -> float | list[float] | None:
         write_results(output_dir, results, task, trainer)
         failed = False
     finally:
-        finish_loggers(trainer, failed)
-        finish_job(trainer, failed)
+        finish(trainer, failed)
     return optimized_value(cfg, results)

@@ -57,15 +57,55 @@ def keep_kernel_choice(optimizer: Optimizer) -> None:
                 state["step"] = step.to(param.device, torch.float32)
 
 
+class CosineWithWarmup(LambdaLR):
+    """Linear warmup over `warmup_fraction` of the run's optimizer steps, then cosine decay to
+    `min_lr_ratio` of the learning rate at its last step.
+
+    The schedule's length travels in the checkpoint. A run resumed with another length (more
+    epochs, say) carries on from the learning rate it had: from that step the cosine is planned
+    anew, from the rate there down to the minimum at the new last step, instead of jumping to
+    where the new schedule would have been."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_steps: int,
+        warmup_fraction: float = 0.05,
+        min_lr_ratio: float = 0.0,
+    ) -> None:
+        self.total_steps = int(total_steps)
+        self.warmup = int(warmup_fraction * total_steps)
+        self.min_lr_ratio = min_lr_ratio
+        # (step, factor) from which a resumed run decays over its own length; None: from warmup
+        self.replanned_at: tuple[int, float] | None = None
+        super().__init__(optimizer, self.factor)
+
+    def factor(self, step: int) -> float:
+        if self.replanned_at is None and step < self.warmup:
+            return (step + 1) / self.warmup
+        start, top = self.replanned_at or (self.warmup, 1.0)
+        progress = min(1.0, (step - start) / max(1, self.total_steps - start))
+        low = self.min_lr_ratio
+        return low + (top - low) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def state_dict(self) -> dict[str, Any]:
+        skip = ("optimizer", "lr_lambdas")
+        return {key: value for key, value in self.__dict__.items() if key not in skip}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        planned = self.total_steps
+        # a LambdaLR's state (checkpoints of earlier versions) names its lambdas: ours stays
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "lr_lambdas"})
+        if self.total_steps == planned:
+            return
+        step = self.last_epoch
+        if self.replanned_at is not None or step >= self.warmup:
+            self.replanned_at = (step, self.factor(step))  # where the saved schedule is now
+        self.total_steps = planned
+
+
 def cosine_with_warmup(
     optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.0
-) -> LambdaLR:
-    warmup = int(warmup_fraction * total_steps)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return LambdaLR(optimizer, factor)
+) -> CosineWithWarmup:
+    """The scheduler group's `cosine` option (a factory: the task passes the run's length)."""
+    return CosineWithWarmup(optimizer, total_steps, warmup_fraction, min_lr_ratio)
