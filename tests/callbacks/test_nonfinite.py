@@ -174,3 +174,43 @@ def test_a_huge_finite_gradient_is_applied_not_skipped(tmp_path, fused):
     moved = model.weights_before_nan - model.weights_after_step
     assert moved[0, 0] == pytest.approx(1e10, rel=1e-3)  # lr 1e-20 x gradient 1e30
     assert torch.isfinite(model.net.weight).all()
+
+
+class OverflowAtStep(NanAtStep):
+    """A finite loss whose gradients overflow at one step, as fp16 scaled gradients do."""
+
+    def training_step(self, batch, batch_idx):
+        return self.net(batch[0]).pow(2).mean()
+
+    def on_after_backward(self):
+        if self.global_step == NAN_AT:
+            self.net.weight.grad.fill_(float("inf"))
+
+
+def _fit_scaled(guard, tmp_path, model):
+    from lightning.pytorch.plugins import MixedPrecision
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    trainer = L.Trainer(
+        max_steps=4, callbacks=[guard], logger=False, enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, default_root_dir=tmp_path,
+        log_every_n_steps=1, plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)],
+    )  # fmt: skip
+    trainer.fit(model, DataLoader(TensorDataset(torch.randn(16, 2)), batch_size=2))
+    return scaler
+
+
+@pytest.mark.parametrize("action", ["skip", "stop"])
+def test_beside_a_grad_scaler_an_overflow_is_the_scalers_to_skip(tmp_path, action):
+    """16-mixed: overflowing gradients are routine; the guard neither counts them nor sets the
+    optimizer's skip flag (the GradScaler does both itself), also with action=stop."""
+    guard = NonFiniteGuard(action=action, dirpath=str(tmp_path))
+    scaler = _fit_scaled(guard, tmp_path, OverflowAtStep())
+    assert guard.skipped_total == 0 and not (tmp_path / "nonfinite.ckpt").exists()
+    assert scaler.get_scale() < 2.0**8  # the scaler saw the overflow and lowered its scale
+
+
+def test_beside_a_grad_scaler_a_non_finite_loss_still_stops(tmp_path):
+    guard = NonFiniteGuard(action="stop", dirpath=str(tmp_path))
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at step 2"):
+        _fit_scaled(guard, tmp_path, NanAtStep())

@@ -156,3 +156,37 @@ def test_a_longer_resumed_cosine_schedule_carries_on_from_the_rate_it_had():
     optimizer, same = schedule(100)  # same length: the saved schedule, unchanged
     same.load_state_dict(saved)
     assert same.replanned_at is None and same.get_last_lr()[0] == pytest.approx(rate)
+
+
+def test_a_run_resumed_mid_epoch_reports_epoch_values_over_the_whole_epoch(tmp_path):
+    """train/loss_epoch and train/acc of the epoch a run was stopped in cover every batch of
+    it, not only those after the resume: the running sums travel in the checkpoint."""
+    from lightyard.config.compose import compose_config
+    from lightyard.errors import Preempted
+
+    common = [
+        "trainer=cpu",
+        "trainer.deterministic=true",
+        "trainer.max_epochs=2",
+        "test=false",
+        "callbacks.rich_progress_bar=null",
+        "callbacks.model_summary=null",
+    ]
+
+    def run(name: str, *overrides: str) -> dict:
+        cfg = compose_config([*common, *overrides], root=tmp_path, output_dir=tmp_path / name)
+        train(cfg)
+        return json.loads((tmp_path / name / "metrics.json").read_text())
+
+    want = run("uninterrupted")
+    with pytest.raises(Preempted):
+        run(
+            "stopped",
+            "+callbacks.stop._target_=tests.runs.signal_at_step.SignalAtStep",
+            "+callbacks.stop.step=25",  # in the second epoch (20 batches each)
+        )
+    saved = tmp_path / "stopped" / "checkpoints" / "preempted.ckpt"
+    assert torch.load(saved, weights_only=True)["global_step"] == 26
+    got = run("resumed", f"ckpt_path={saved}")
+    for key in ("train/loss_epoch", "train/acc", "train/f1", "val/acc", "val/loss"):
+        assert got[key] == pytest.approx(want[key], abs=1e-6), key

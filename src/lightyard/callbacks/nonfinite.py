@@ -55,6 +55,9 @@ class NonFiniteGuard(Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         loss = getattr(self, "_loss", None)
+        if getattr(trainer.precision_plugin, "scaler", None) is not None:
+            self._beside_grad_scaler(trainer, optimizer, loss)
+            return
         on_device = self._device_skip.get(id(optimizer))
         if on_device is None:  # an optimizer's kind and parameters are fixed for the fit
             on_device = self._device_skip[id(optimizer)] = _skips_on_device(optimizer)
@@ -77,6 +80,24 @@ class NonFiniteGuard(Callback):
         # torch's optimizers leave a parameter without a gradient untouched (no decay, no momentum)
         _drop_grads(optimizer)
         pl_module.log("train/nonfinite_skipped", float(self.skipped_total))
+
+    def _beside_grad_scaler(self, trainer, optimizer, loss) -> None:
+        """Under 16-mixed a GradScaler owns the non-finite gradients: an overflow of the scaled
+        gradients is routine (it skips that step and lowers the scale), so it is neither
+        counted nor touched here. A non-finite loss is a real failure: it is looked for on the
+        steps the loggers write (where the host waits anyway), and stops the run after
+        `max_skips` such logging steps in a row (at the first with action=stop)."""
+        if loss is None or not _internals.loggers_write_this_step(trainer):
+            return
+        if bool(torch.isfinite(loss).all()):
+            self.skipped_in_a_row = 0
+            return
+        self.skipped_in_a_row += 1
+        self.skipped_total += 1
+        step = trainer.global_step
+        if self.action == "stop" or self.skipped_in_a_row > self.max_skips:
+            self._stop(trainer, optimizer, f"non-finite loss at step {step} (under 16-mixed)")
+        log.warning("Non-finite loss at step %d; the GradScaler skips its step", step)
 
     def _stop(self, trainer, optimizer, what: str) -> None:
         _drop_grads(optimizer)

@@ -19,6 +19,16 @@ from lightyard.tasks.optim import keep_kernel_choice, with_fused_kernels
 STAGES = ("train", "val", "test")
 
 
+def _summed(value: torch.Tensor) -> torch.Tensor:
+    """The value summed over every rank of the run (itself with one process), on the CPU."""
+    from torch import distributed as dist
+
+    value = value.detach().clone()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value.cpu()
+
+
 class Task(L.LightningModule):
     """`optimizer` is a partial that takes the parameters; `scheduler` is the scheduler group's
     node: {factory: partial taking the optimizer, interval: step|epoch, monitor: metric or None}.
@@ -94,6 +104,31 @@ class Task(L.LightningModule):
             # values are rank-identical already; sync_dist only keeps Lightning from warning
             self.log(name, value, prog_bar=name in self.progress_bar_metrics, sync_dist=True)
         return metrics
+
+    def train_sums(self) -> dict[str, nn.Module]:
+        """The running sums of the training epoch under way (tasks add theirs)."""
+        return {"loss": self.stage_losses["train_"]}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A checkpoint saved mid-epoch carries the epoch's sums so far, summed over the ranks
+        # (every rank dumps the checkpoint, rank 0 writes it), so that a resumed run's epoch
+        # values (train/loss_epoch, train/acc) cover the whole epoch, not the part after it.
+        checkpoint["lightyard_train_sums"] = {
+            name: {key: _summed(value) for key, value in metric.metric_state.items()}
+            for name, metric in self.train_sums().items()
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("lightyard_train_sums") or {}
+        try:
+            first = self.trainer.global_rank == 0
+        except RuntimeError:  # loaded by hand, with no trainer
+            first = True
+        for name, metric in self.train_sums().items():
+            for key, value in saved.get(name, {}).items():
+                state = getattr(metric, key)
+                # rank 0 holds the sums of all ranks; the others go on from zero
+                state.copy_(value.to(state) if first else torch.zeros_like(state))
 
     def on_train_start(self) -> None:
         # sanity-check batches must not count towards the best accuracy; a resumed run keeps

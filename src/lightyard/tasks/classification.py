@@ -52,6 +52,9 @@ class ClassificationTask(Task):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
+    def train_sums(self) -> dict[str, nn.Module]:
+        return {**super().train_sums(), "confusion": self.confusion["train_"]}
+
     def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         confusion = self.confusion[f"{stage}_"]
         values = super().epoch_metrics(stage)

@@ -55,6 +55,9 @@ class LanguageModelingTask(Task):
         self.log_loss(stage, loss, weight=tokens)
         return loss
 
+    def train_sums(self) -> dict[str, nn.Module]:
+        return {**super().train_sums(), "accuracy": self.accuracies["train_"]}
+
     def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         values = super().epoch_metrics(stage)
         mean_loss = values["train/loss_epoch" if stage == "train" else f"{stage}/loss"]
