@@ -4,12 +4,17 @@ a multirun whose ranks each run their own job's parameters (Lightning #11300 mad
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import run_cli, run_dirs
+from tests.conftest import REPO, run_cli, run_dirs
 
 pytestmark = pytest.mark.slow
 TWO_CPU_RANKS = ["trainer.accelerator=cpu", "trainer.devices=2", "print_config=false"]
@@ -94,3 +99,58 @@ def test_fsdp_on_cpu_trains_and_tests_through_fsdp2(tmp_path):
     assert 0.0 <= json.loads((run / "metrics.json").read_text())["test/acc"] <= 1.0
     # sharded checkpoint: a directory of per-rank shards plus Lightning's metadata
     assert (run / "checkpoints" / "last.ckpt" / "meta.pt").is_file()
+
+
+def test_ddp_evaluation_counts_every_sample_once(tmp_path):
+    """The same checkpoint tested by one process and by two DDP ranks gives the same metrics:
+    no sample is repeated to even the ranks out (Lightning's sampler would), and the ranks'
+    counts add up to the whole test split (189 digits: not divisible by the ranks)."""
+    train = run_cli("train.py", *SHORT, "print_config=false", cwd=tmp_path, timeout=240)
+    _ok(train)
+    [run] = run_dirs(tmp_path / "outputs")
+    odd = ["data.test_fraction=0.105"]
+    one = run_cli("eval.py", f"run_dir={run}", *odd, "print_config=false", cwd=tmp_path)
+    _ok(one)
+    two = run_cli(
+        "eval.py", f"run_dir={run}", *odd, "trainer.strategy=ddp", *TWO_CPU_RANKS,
+        "data.batch_size=16", cwd=tmp_path, timeout=240,
+    )  # fmt: skip
+    _ok(two)
+    [first, second] = sorted(
+        (tmp_path / "outputs" / "eval").glob("*/*/metrics.json"), key=lambda p: p.stat().st_mtime
+    )
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    for key in ("test/acc", "test/f1", "test/loss"):
+        assert b[key] == pytest.approx(a[key], abs=1e-6), key
+    matrix = [[int(v) for v in row.split(",")] for row in (second.parent / "confusion_matrix.csv")
+              .read_text().split()]  # fmt: skip
+    assert sum(map(sum, matrix)) == 189
+
+
+def _child_of(pid: int) -> int:
+    """The one process rank 0 started (rank 1)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return int(children[0])
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_signal_to_any_rank_stops_every_rank_after_one_save(tmp_path, rank):
+    """SIGTERM to rank 0 or to rank 1 alone: the ranks agree on the next logging step, save one
+    checkpoint there and exit together (75), instead of one rank waiting in a collective."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), "trainer=ddp", *TWO_CPU_RANKS,
+         "trainer.max_epochs=50", "trainer.log_every_n_steps=2", "callbacks.rich_progress_bar=null",
+         f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    metrics = run_dir / "csv" / "metrics.csv"
+    while proc.poll() is None and not (metrics.is_file() and metrics.read_text().count("\n") > 3):
+        time.sleep(0.1)
+    target = proc.pid if rank == 0 else _child_of(proc.pid)
+    os.kill(target, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err[-3000:]
+    assert "resume=" in err and "Traceback" not in err
+    assert (run_dir / "checkpoints" / "preempted.ckpt").is_file()

@@ -40,6 +40,9 @@ class LightyardOptunaSweeperConf:
     enqueue: list[Any] = field(default_factory=list)
     # save optimization-history and importance plots (PNG and HTML) in the sweep dir
     plots: bool = True
+    # workers started at the same moment on one study draw different points (false: the draws
+    # follow from seed and trials so far alone, the same for every worker)
+    distinct_workers: bool = True
 
 
 ConfigStore.instance().store(

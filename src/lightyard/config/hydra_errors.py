@@ -40,6 +40,18 @@ def explain_hydra_error(error: Exception, overrides: list[str], problems: Proble
             "quote values that hold spaces or brackets, e.g. 'tags=[a,b]'",
         )
         return None
+    if text.startswith("Error merging override"):
+        named = text.removeprefix("Error merging override").strip()
+        if named in overrides:
+            key, _, value = named.lstrip("+~").partition("=")
+            cause = str(error.__cause__ or error).splitlines()[0]
+            problems.add(
+                key,
+                f"{value!r} does not fit it: {cause}",
+                "a value of the key's type (see python train.py --cfg hydra for Hydra's keys)",
+                f"correct the value of {key}",
+            )
+            return named
     for override in overrides:
         key = override.lstrip("+~").split("=")[0]
         if f"'{key}'" in text or f"'{override}'" in text:

@@ -50,10 +50,11 @@ def check(
     problems.raise_if_any()
 
 
-def check_command_line(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose the config as Hydra will, turning Hydra's own errors (bad override, unknown
-    option, unknown key) into our messages, then check it. Returns the composed config."""
-    from hydra import compose, initialize_config_dir
+def compose(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose the config as Hydra will, Hydra's runtime config included, turning Hydra's own
+    errors (bad override, unknown option, unknown key) into our messages."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     problems = Problems()
@@ -63,7 +64,7 @@ def check_command_line(config_dir: Path, config_name: str, overrides: list[str])
         GlobalHydra.instance().clear()
         try:
             with initialize_config_dir(str(config_dir), version_base="1.3"):
-                cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+                cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
             break
         except Exception as error:  # Hydra raises many kinds; each is reported as a problem
             bad = explain_hydra_error(error, overrides, problems)
@@ -79,12 +80,28 @@ def check_command_line(config_dir: Path, config_name: str, overrides: list[str])
             problems.add(key, cause, "see python train.py --cfg job", "fix the override")
         problems.raise_if_any()
         raise ConfigError("the config could not be composed; run with LIGHTYARD_TRACEBACK=1")
+    return cfg
+
+
+def check_command_line(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose the config as Hydra will and check it. Returns the composed config. A sweep
+    (`-m`) is checked as its first job, its search space (hydra.sweeper.params) included."""
+    from lightyard.config.command_line import is_sweep, one_job
+
+    sweep = is_sweep(overrides)
+    if sweep:
+        overrides = one_job([o for o in overrides if not o.startswith("-")])
+    cfg = compose(config_dir, config_name, overrides)
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) if sweep else None
+    if params:
+        space = [f"{k}={v}" for k, v in OmegaConf.to_container(params, resolve=True).items()]
+        cfg = compose(config_dir, config_name, [*overrides, *one_job(space)])
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
     allowed = allowed_root_keys(cfg, config_dir, config_name)
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
-    run_dir = OmegaConf.select(cfg, "hydra.run.dir", default=None)
+    run_dir = None if sweep else OmegaConf.select(cfg, "hydra.run.dir", default=None)
     with open_dict(cfg):  # the run dir is not made yet; paths under it resolve to a placeholder
         cfg.hydra.runtime.output_dir = "<run dir>"
     HydraConfig.instance().set_config(cfg)

@@ -55,6 +55,16 @@ def _metrics(config: DictConfig, n_objectives: int) -> list[str]:
     return metrics
 
 
+def _positive(conf: DictConfig, key: str) -> int:
+    value = conf.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"hydra.sweeper.{key}={value!r}: a sweep needs at least one. Allowed: a positive "
+            f"integer. Fix: e.g. hydra.sweeper.{key}={20 if key == 'n_trials' else 1}"
+        )
+    return value
+
+
 def _save_atomically(config: DictConfig, path: Path) -> None:
     # several workers of one study may write it at once
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".yaml")
@@ -72,13 +82,27 @@ class OptunaSweep:
 
     def _validate(self, overrides: list[str]) -> None:
         """Compose one trial's config before any trial exists: a key that does not exist
-        (`model.lr`) is an error now, not n failed trials later."""
-        try:
-            self.config_loader.load_sweep_config(
-                master_config=self.config, sweep_overrides=overrides
-            )
-        except Exception as error:
-            raise ConfigError(f"the search space does not compose: {error}") from None
+        (`model.lr`) is an error now, with a "did you mean", not n failed trials later."""
+        from lightyard.config.hydra_errors import explain_hydra_error, suggest_keys
+        from lightyard.config.problems import Problems
+
+        problems, remaining, cfg = Problems(), list(overrides), None
+        for _ in range(len(overrides) + 1):
+            try:
+                cfg = self.config_loader.load_sweep_config(
+                    master_config=self.config, sweep_overrides=remaining
+                )
+                break
+            except Exception as error:  # Hydra raises many kinds; each is explained
+                bad = explain_hydra_error(error, remaining, problems)
+                if bad is None:
+                    break
+                remaining.remove(bad)
+        if cfg is not None:
+            suggest_keys(cfg, problems)
+        for key, _, cause in problems.unknown_keys:
+            problems.add(key, cause, "a key of the trial's config", "fix the search space")
+        problems.raise_if_any()
 
     def _wiring(self, url: str, number: int) -> list[str]:
         """Config keys through which the job finds its trial (lightyard.sweeps.pruning)."""
@@ -98,42 +122,49 @@ class OptunaSweep:
         # ask/tell is Optuna's API for trials run elsewhere; it warns when storages heartbeat
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        _save_atomically(self.config, sweep_dir / "multirun.yaml")
-
+        # everything is checked before anything is written (sweep dir, study, enqueued trials)
         space = parse_params(self.conf.get("params"))
         cli_space, fixed = parse_overrides(list(arguments))
         space.update(cli_space)
         if not space:
             raise ConfigError(
-                "the Optuna sweeper has nothing to search: set hydra.sweeper.params "
-                "(see conf/hparams_search/) or a sweep such as 'optimizer.lr=interval(1e-4,1e-1)'"
+                "hydra.sweeper.params: the Optuna sweeper has nothing to search. Allowed: a "
+                "search space (see conf/hparams_search/) or a sweep on the command line. Fix: "
+                "e.g. 'optimizer.lr=interval(1e-4,1e-1)'"
             )
         directions = studies.directions(self.conf.direction)
         metrics = _metrics(self.config, len(directions))
-        n_trials, n_jobs = int(self.conf.n_trials), max(1, int(self.conf.n_jobs))
-
+        n_trials, n_jobs = _positive(self.conf, "n_trials"), _positive(self.conf, "n_jobs")
         url = studies.storage_url(self.conf.get("storage"), sweep_dir)
-        storage = studies.open_storage(url, heartbeat=True)
         seed = self.conf.sampler.get("seed")
         sampler_conf = OmegaConf.to_container(self.conf.sampler, resolve=True)
         pruner = studies.build_pruner(self.conf.get("pruner"))
         if len(directions) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):
             raise ConfigError(
-                "Optuna prunes single-objective studies only: use hydra/sweeper/pruner=none "
-                f"with {len(directions)} directions"
+                "hydra.sweeper.pruner: Optuna prunes single-objective studies only. Allowed: "
+                f"hydra/sweeper/pruner=none with {len(directions)} directions. Fix: add "
+                "hydra/sweeper/pruner=none"
             )
+        first_sampler = studies.build_sampler(sampler_conf, seed, space)
+        enqueued = [
+            studies.enqueued_params(i, params, space)
+            for i, params in enumerate(self.conf.get("enqueue") or [])
+        ]
+        sample = {key: _sample_value(dist) for key, dist in space.items()}
+        self._validate([*fixed, *param_overrides(sample), *self._wiring(url, 0)])
+
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        _save_atomically(self.config, sweep_dir / "multirun.yaml")
+        storage = studies.open_storage(url, heartbeat=True)
         study = studies.load_or_create(
-            self.conf.study_name,
-            storage,
-            directions,
-            studies.build_sampler(sampler_conf, seed, space),
-            pruner,
+            self.conf.study_name, storage, directions, first_sampler, pruner
         )
-        # one sampler for this run, seeded past the trials so far: a re-run draws new points
-        study.sampler = studies.build_sampler(
-            sampler_conf, studies.run_seed(seed, sampler_conf, len(study.trials)), space
+        # one sampler for this run, seeded past the trials so far (a re-run draws new points)
+        # and, unless distinct_workers is off, apart from any worker started at the same time
+        run_seed = studies.run_seed(
+            seed, sampler_conf, len(study.trials), bool(self.conf.get("distinct_workers", True))
         )
+        study.sampler = studies.build_sampler(sampler_conf, run_seed, space)
         with warnings.catch_warnings():
             # marked experimental since optuna 2.9 and unchanged since; the one known message
             warnings.filterwarnings(
@@ -142,28 +173,16 @@ class OptunaSweep:
                 category=optuna.exceptions.ExperimentalWarning,
             )
             optuna.storages.fail_stale_trials(study)
-        for params in self.conf.get("enqueue") or []:
-            # lists and dicts are categorical choices in their override form (search_space.py)
-            fixed_params = {
-                k: v if isinstance(v, (str, int, float, bool)) else override_value(v)
-                for k, v in OmegaConf.to_container(params, resolve=True).items()
-            }
-            unknown = sorted(set(fixed_params) - set(space))
-            if unknown:
-                raise ConfigError(
-                    f"hydra.sweeper.enqueue: {', '.join(unknown)} not in the search space "
-                    f"({', '.join(space)}); Optuna would silently ignore them"
-                )
-            study.enqueue_trial(fixed_params, skip_if_exists=True)
-        sample = {key: _sample_value(dist) for key, dist in space.items()}
-        self._validate([*fixed, *param_overrides(sample), *self._wiring(url, 0)])
+        for params in enqueued:
+            study.enqueue_trial(params, skip_if_exists=True)
         log.info(
-            "Optuna study %s (%s): %d trials so far, %d to run, %d at a time",
+            "Optuna study %s (%s): %d trials so far, %d to run, %d at a time, sampler seed %s",
             study.study_name,
             url,
             len(study.trials),
             n_trials,
             n_jobs,
+            run_seed,
         )
 
         result = SweepResult()

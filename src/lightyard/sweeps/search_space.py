@@ -16,27 +16,10 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 
+from lightyard.config.command_line import override_value
 from lightyard.errors import ConfigError
 
 PRIMITIVES = (str, int, float, bool)
-
-
-def override_value(value: Any) -> str:
-    """A value as it is written on Hydra's command line."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(override_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{override_value(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if any(c in text for c in " ,()[]{}='\"\\:") or text == "":
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return text
 
 
 def _distribution(key: str, sweep: Any):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
+import secrets
 import threading
 import time
 import warnings
@@ -60,11 +62,53 @@ def directions(direction: Any) -> list[str]:
     values = [direction] if isinstance(direction, str) else list(direction)
     for value in values:
         if value not in ("minimize", "maximize"):
+            close = difflib.get_close_matches(str(value), ["maximize", "minimize"], n=1)
             raise ConfigError(
-                f"hydra.sweeper.direction={value}: use maximize or minimize "
-                "(a list of them for several objectives)"
+                f"hydra.sweeper.direction: {value!r} is not a direction. Allowed: maximize or "
+                "minimize (a list of them for several objectives). Fix: "
+                f"hydra.sweeper.direction={close[0] if close else 'maximize'}"
             )
     return values
+
+
+def enqueued_params(index: int, params: Any, space: Mapping[str, Any]) -> dict[str, Any]:
+    """One entry of hydra.sweeper.enqueue as Optuna's fixed parameters, each checked against
+    its dimension (Optuna would ignore an unknown key, and fail on a value outside its range
+    only once the trial is already in the study)."""
+    from omegaconf import OmegaConf
+    from optuna.distributions import CategoricalDistribution
+
+    from lightyard.sweeps.search_space import override_value
+
+    given = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else params
+    # lists and dicts are categorical choices in their override form (search_space.py)
+    fixed = {
+        k: v if isinstance(v, (str, int, float, bool)) else override_value(v)
+        for k, v in dict(given).items()
+    }
+    where = f"hydra.sweeper.enqueue[{index}]"
+    unknown = sorted(set(fixed) - set(space))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(space), n=1)
+        raise ConfigError(
+            f"{where}: {', '.join(unknown)} is not in the search space. Allowed: "
+            f"{', '.join(space)}. Fix: "
+            + (f"did you mean `{close[0]}`?" if close else "remove it or add it to the space")
+        )
+    for key, value in fixed.items():
+        dist = space[key]
+        if isinstance(dist, CategoricalDistribution):
+            ok, allowed = value in dist.choices, f"one of {', '.join(map(str, dist.choices))}"
+        else:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = number and dist.low <= value <= dist.high
+            allowed = f"a number from {dist.low} to {dist.high}"
+        if not ok:
+            raise ConfigError(
+                f"{where}.{key}: {value!r} is outside its search dimension. Allowed: {allowed}. "
+                f"Fix: enqueue a value of the space, or widen {key}'s dimension"
+            )
+    return fixed
 
 
 def load_or_create(name: str, storage, directions_: list[str], sampler, pruner):
@@ -119,12 +163,17 @@ def build_pruner(conf: Mapping[str, Any] | None):
         raise ConfigError(f"hydra.sweeper.pruner could not be built: {error}") from None
 
 
-def run_seed(seed: int | None, sampler_conf: Mapping[str, Any], n_trials: int) -> int | None:
+def run_seed(
+    seed: int | None, sampler_conf: Mapping[str, Any], n_trials: int, distinct: bool = True
+) -> int | None:
     """The sampler seed for this run of a sweep: offset by the trials so far, so a re-run draws
-    new points. Not for the grid sampler, whose seed fixes the grid's order across re-runs."""
+    new points, and (`distinct`) by a number drawn for this worker, so that workers started at
+    the same moment on one study draw different points (else they would draw the same ones).
+    Not for the grid sampler, whose seed fixes the grid's order across re-runs."""
     if seed is None or str(sampler_conf.get("_target_", "")).endswith("GridSampler"):
         return seed
-    return int(seed) + n_trials
+    worker = secrets.randbelow(2**20) * 1000 if distinct else 0
+    return (int(seed) + n_trials + worker) % 2**32
 
 
 def grid_space(space: Mapping[str, Any]) -> dict[str, list[Any]]:
