@@ -126,15 +126,21 @@ def _in_sweep() -> bool:
 
 
 def _train_job(cfg: DictConfig) -> float | None:
-    from lightyard.runs.train import train as run_train
+    def job(cfg: DictConfig):
+        from lightyard.runs.train import train as run_train
 
-    return _run(run_train, cfg, _check_job)
+        return run_train(cfg)
+
+    return _run(job, cfg, _check_job)
 
 
 def _eval_job(cfg: DictConfig) -> dict[str, float] | None:
-    from lightyard.runs.evaluate import evaluate as run_evaluate
+    def job(cfg: DictConfig):
+        from lightyard.runs.evaluate import evaluate as run_evaluate
 
-    return _run(run_evaluate, cfg, _check_job)
+        return run_evaluate(cfg)
+
+    return _run(job, cfg, _check_job)
 
 
 def _print_help_if_asked(config_name: str) -> None:
@@ -148,10 +154,21 @@ def _print_help_if_asked(config_name: str) -> None:
 
 
 def _main(job, config_name: str) -> None:
+    """Help, the checks before the start, then Hydra; a stop signal at any moment (imports and
+    composition included) is one message and its exit code."""
+    from lightyard.signals import StopOutsideTraining
+
     _print_help_if_asked(config_name)
-    resolvers.register()
-    _check_before_start(config_name)
-    hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")(job)()
+    try:
+        with StopOutsideTraining():
+            resolvers.register()
+            _check_before_start(config_name)
+            main = hydra.main(
+                config_path=str(config_dir()), config_name=config_name, version_base="1.3"
+            )
+            main(job)()
+    except Preempted as stop:
+        exit_with(stop)
 
 
 def train() -> None:

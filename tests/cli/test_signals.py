@@ -128,3 +128,39 @@ def test_under_slurm_the_requeue_signal_saves_then_requeues_the_job(tmp_path):
     assert proc.returncode == 75, err[-3000:]
     assert (run_dir / "checkpoints" / "preempted.ckpt").is_file()
     assert calls.read_text().split() == ["requeue", "4242"]
+
+
+def test_ctrl_c_saves_like_sigterm_and_says_how_to_resume(tmp_path):
+    """SIGINT (Ctrl-C): the checkpoint at the next step, exit 130, the resume line; the run then
+    resumes from it."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    while proc.poll() is None and not list((run_dir / "checkpoints").glob("step_*.ckpt")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted" in err and f"resume={run_dir}" in err and "Traceback" not in err
+    assert (run_dir / "checkpoints" / "preempted.ckpt").is_file()
+    out = run_cli("train.py", f"resume={run_dir}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 75), (signal.SIGINT, 130)])
+def test_a_signal_before_training_starts_is_one_message_and_its_code(tmp_path, signum, code):
+    """While the run still starts (imports, composition, data): nothing to save, so it stops at
+    once with its exit code and says so (not 143 or a KeyboardInterrupt traceback)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *ARGS], cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.0)  # started, still importing torch and Lightning
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-3000:]
+    assert "before training started" in err and "Traceback" not in err

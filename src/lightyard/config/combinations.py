@@ -164,7 +164,9 @@ def check_metrics(cfg: DictConfig, problems: Problems) -> None:
     if not logged:
         return
     logged = set(logged)
-    checks = [("optimized_metric", cfg.get("optimized_metric"))]
+    metric = resolved(cfg, "optimized_metric")
+    metrics = metric if isinstance(metric, list) else [metric]
+    checks = [("optimized_metric", m) for m in metrics]
     for path, node in component_nodes(cfg):
         if path.startswith(("callbacks.", "scheduler")) and "monitor" in node:
             checks.append((f"{path}.monitor", resolved(cfg, f"{path}.monitor")))

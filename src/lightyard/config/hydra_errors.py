@@ -40,6 +40,17 @@ def explain_hydra_error(error: Exception, overrides: list[str], problems: Proble
             "quote values that hold spaces or brackets, e.g. 'tags=[a,b]'",
         )
         return None
+    if "Config group override must be a string or a list" in text:
+        named = next((o for o in overrides if o.endswith("=null")), None)
+        if named is not None:
+            group = named.lstrip("+~").split("=")[0]
+            problems.add(
+                group,
+                f"{group}=null names no option, but every run builds a {group}",
+                f"one of the {group} options python train.py --help lists",
+                f"pick one, e.g. {group}=default",
+            )
+            return named
     if text.startswith("Error merging override"):
         named = text.removeprefix("Error merging override").strip()
         if named in overrides:

@@ -22,6 +22,13 @@ def check_paths(cfg: DictConfig, problems: Problems) -> None:
         resolved, found = value(data, name) if name in data else (False, None)
         if resolved and isinstance(found, str) and found:
             _check_readable(f"data.{name}", found, problems, "an existing, readable directory")
+    source = data.get("source") if isinstance(data.get("source"), DictConfig) else None
+    if source is not None and str(source.get("_target_", "")).endswith(".FileSource"):
+        for split in ("train", "val", "test"):
+            resolved, found = value(source, split) if split in source else (False, None)
+            if resolved and isinstance(found, str) and found:
+                allowed = "an existing, readable CSV, TSV, JSONL or Parquet file"
+                _check_readable(f"data.source.{split}", found, problems, allowed, is_file=True)
 
 
 def _check_readable(key: str, path_text: str, problems: Problems, allowed: str, is_file=False):

@@ -17,7 +17,10 @@ ROOT_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "ckpt_path": ((str, type(None)), "the path of a .ckpt file, or null"),
     "resume": ((str, type(None)), "a run directory, `auto`, or null"),
     "seed": ((int, type(None)), "an integer, or null for no seeding"),
-    "optimized_metric": ((str, type(None)), "a metric the task logs, e.g. val/acc_best"),
+    "optimized_metric": (
+        (str, list, type(None)),
+        "a metric the task logs, e.g. val/acc_best (a list of them for several objectives)",
+    ),
     "print_config": ((bool,), "true or false"),
     "validate": ((bool,), "true (check the config and exit) or false"),
     "run_dir": ((str, type(None)), "a training run's directory"),

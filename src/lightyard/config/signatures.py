@@ -128,6 +128,13 @@ def _class_signature(target: str, module: str, node: ast.ClassDef, depth: int):
     for item in node.body:
         if isinstance(item, ast.FunctionDef) and item.name == "__init__":
             params, open_ = _params(item, skip_first=True)
+            if open_ and _passes_kwargs_up(item) and depth <= 8:
+                # **kwargs handed to the base: its keyword arguments are this class's too
+                base = _base_signature(target, module, node, depth)
+                if base is not None:
+                    for name, param in base.params.items():
+                        params.setdefault(name, Param(name, False, param.annotation))
+                    open_ = base.open
             return Signature(target, params, open_, node)
     if depth > 8:
         return None
@@ -144,6 +151,30 @@ def _class_signature(target: str, module: str, node: ast.ClassDef, depth: int):
             base_sig.body = node
         return base_sig
     return Signature(target, {}, False, node)
+
+
+def _passes_kwargs_up(init: ast.FunctionDef) -> bool:
+    """`super().__init__(..., **kwargs)` in the body of an __init__."""
+    name = init.args.kwarg.arg if init.args.kwarg else None
+    for call in ast.walk(init):
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "__init__"
+            and any(k.arg is None and ast.unparse(k.value) == name for k in call.keywords)
+        ):
+            return True
+    return False
+
+
+def _base_signature(target: str, module: str, node: ast.ClassDef, depth: int):
+    for base in node.bases:
+        base_name = ast.unparse(base)
+        base_module, _, short = base_name.rpartition(".")
+        found = find_definition(module if not base_module else base_module, short)
+        if found is not None and isinstance(found[1], ast.ClassDef):
+            return _class_signature(target, found[0], found[1], depth + 1)
+    return None
 
 
 def inherited_constant(target: str, name: str, depth: int = 0):

@@ -52,7 +52,13 @@ def _summary_settings(cfg: DictConfig, callbacks: list[Any]) -> tuple[list[Any],
     from lightning.pytorch.callbacks import ModelSummary
 
     if not any(isinstance(c, ModelSummary) for c in callbacks):
-        return callbacks, {}
+        # switched off (callbacks.model_summary=null): no summary of Lightning's own either,
+        # unless the trainer asks for one, which is then lightyard's (no FLOPs column of 0s)
+        if cfg.trainer.get("enable_model_summary") is True:
+            from lightyard.callbacks.summary import RichModelSummary
+
+            return [*callbacks, RichModelSummary()], {"enable_model_summary": False}
+        return callbacks, {"enable_model_summary": False}
     if cfg.trainer.get("enable_model_summary") is False:
         return [c for c in callbacks if not isinstance(c, ModelSummary)], {}
     return callbacks, {"enable_model_summary": False}

@@ -73,7 +73,11 @@ def io_failure(error: BaseException, output_dir: Path) -> RunFailed | None:
             return found
     for found in reversed(chain):
         if isinstance(found, OSError) and found.errno in IO_ERRORS:
-            where = f" writing {found.filename}" if found.filename else ""
+            where = (
+                f" writing {found.filename}"
+                if found.filename
+                else f" while writing into {output_dir}"  # a write names no file: the disk
+            )
             return RunFailed(
                 f"{IO_ERRORS[found.errno]}{where}. Every checkpoint written before is intact "
                 f"in {Path(output_dir) / 'checkpoints'}. Fix: free space or make the disk "

@@ -10,7 +10,6 @@ import lightning as L
 from omegaconf import DictConfig
 
 from lightyard import _internals
-from lightyard.callbacks.preemption import StopOutsideTraining
 from lightyard.config.fit import check_compatible
 from lightyard.config.instantiate import instantiate
 from lightyard.config.tree import print_config_tree
@@ -26,6 +25,7 @@ from lightyard.runs.checkpoints import fit_checkpoint
 from lightyard.runs.failures import FAILED_FILE
 from lightyard.runs.process import prepare_process
 from lightyard.runs.results import logged_scalars, optimized_value, write_results
+from lightyard.signals import StopOutsideTraining
 
 log = logging.getLogger(__name__)
 

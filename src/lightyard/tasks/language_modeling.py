@@ -22,6 +22,11 @@ class LanguageModelingTask(Task):
     `<stage>/loss`, `<stage>/ppl` and `<stage>/acc` (next-token accuracy), and `val/acc_best`,
     so the checkpoint and early-stopping defaults work unchanged."""
 
+    # what this task logs: monitors and optimized_metric are checked against it before a run
+    logged_metrics = (
+        "train/loss", "train/loss_epoch", "train/ppl", "train/acc", "val/loss", "val/ppl",
+        "val/acc", "val/acc_best", "test/loss", "test/ppl", "test/acc",
+    )  # fmt: skip
     input_kinds = ("lm",)
     progress_bar_metrics = ("val/ppl", "val/acc_best")
 
