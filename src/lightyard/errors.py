@@ -24,8 +24,10 @@ class DataError(ConfigError):
     without a label): a bad input, though often found only once the data is read."""
 
 
-class Preempted(Exception):
-    """The run was asked to stop (SIGTERM / SIGUSR1) and saved a checkpoint: resume it later."""
+class Preempted(BaseException):
+    """The run was asked to stop (SIGTERM / SIGUSR1) and saved a checkpoint: resume it later.
+    A BaseException, like KeyboardInterrupt: the `except Exception` of a library it passes
+    through (Hydra's, while it starts a job) must not take it for that library's own error."""
 
     # EX_TEMPFAIL from sysexits.h: a temporary failure, the job may be retried (requeued)
     exit_code = 75

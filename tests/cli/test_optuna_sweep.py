@@ -76,15 +76,21 @@ def test_crashed_and_nan_trials_fail_and_the_sweep_goes_on(tmp_path):
     out = _sweep(
         tmp_path,
         params={
-            "optimizer.lr": "tag(log, interval(1e-3, 1e-2))",
-            "model.dropout": "interval(0, 0.3)",
+            "optimizer.lr": "tag(log, interval(1e-3, 1e30))",
+            "model.dropout": "interval(0, 1.5)",
         },
         optimized_metric="val/loss",
         sweeper={
             "n_trials": 4,
             "direction": "minimize",
-            # an impossible dropout crashes the job (ConfigError, exit 2); a huge lr gives NaN
-            "enqueue": [{"model.dropout": 1.5}, {"optimizer.lr": 1e30}],
+            # in the space but not in the model's range: the job stops (ConfigError, exit 2); a
+            # huge lr gives NaN; the last two are ordinary points
+            "enqueue": [
+                {"model.dropout": 1.5, "optimizer.lr": 0.003},
+                {"model.dropout": 0.1, "optimizer.lr": 1e30},
+                {"model.dropout": 0.1, "optimizer.lr": 0.003},
+                {"model.dropout": 0.2, "optimizer.lr": 0.005},
+            ],
         },
     )
     assert out.returncode == 3, explain(out)
@@ -118,6 +124,9 @@ def test_two_workers_share_one_study(tmp_path):
     assert len(dirs) == 4 and all(
         (study_dir(tmp_path) / "trials" / str(n)).is_dir() for n in range(4)
     )
+    # started together, the two workers drew different points (same seed, same study state)
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(points)) == 4, points
 
 
 def test_pruner_stops_a_clearly_worse_trial(tmp_path):
@@ -177,4 +186,4 @@ def test_a_search_key_that_does_not_exist_stops_before_any_trial(tmp_path):
     out = _sweep(tmp_path, params={"model.lr": "interval(0.1, 1.0)"})
     assert out.returncode == 2, explain(out)
     assert "model.lr" in out.stderr and "Traceback" not in out.stderr
-    assert load_study(tmp_path).trials == []
+    assert not study_dir(tmp_path).exists()  # no study, no multirun.yaml

@@ -75,3 +75,23 @@ def test_run_dir_has_provenance_and_no_secret(tmp_path):
         data = path.read_bytes()
         assert SECRET.encode() not in data, f"secret in {path}"
         assert WANDB_KEY.encode() not in data, f"W&B key in {path}"
+
+
+def test_a_secret_in_tags_or_a_loggers_arguments_is_shown_and_stored_nowhere(tmp_path):
+    """Through `${oc.env:...}` into the tags and into W&B's own arguments: masked in the printed
+    config tree and in every file of the run, W&B's offline run files included."""
+    token = "hf_tag_and_notes_4711"
+    out = run_cli(
+        "train.py", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1", "logger=wandb",
+        "tags=[a,${oc.env:HF_TOKEN}]", "+logger.wandb.notes=see_${oc.env:HF_TOKEN}",
+        cwd=tmp_path, env={"HF_TOKEN": token, "WANDB_MODE": "offline"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert token not in out.stdout and token not in out.stderr
+    assert MASK in out.stdout  # the tree shows where it was
+    [run] = run_dirs(tmp_path / "outputs")
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert any("wandb" in str(p) for p in files)
+    for path in files:
+        assert token.encode() not in path.read_bytes(), f"secret in {path}"
