@@ -21,8 +21,14 @@ def test_secret_values_come_from_secret_names():
         "HF_TOKEN": "tok-123",
         "HOME": "/home/x",
         "MY_PASSWORD": "pw12",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        # not secrets: a word that merely starts like one, and values too common to mask (a
+        # TOKENIZERS_PARALLELISM=false once masked every `false` in a run's saved config)
+        "TOKENIZERS_PARALLELISM": "false",
+        "KEYBOARD_LAYOUT": "dvorak",
+        "USE_AUTH": "true",
     }
-    assert set(secret_values(env)) == {"k" * 40, "tok-123", "pw12"}
+    assert set(secret_values(env)) == {"k" * 40, "tok-123", "pw12", "aws-secret"}
 
 
 def test_redact_masks_values_and_secret_keys():

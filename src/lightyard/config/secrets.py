@@ -7,7 +7,13 @@ import os
 import re
 from typing import Any
 
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+# a whole word of the variable's name: WANDB_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY; not
+# TOKENIZERS_PARALLELISM (whose "false" would otherwise be masked wherever it appears)
+SECRET_NAME = re.compile(
+    r"(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|AUTH)(_|$)", re.IGNORECASE
+)
+# values too common to be anyone's secret: masking them would mangle configs
+NOT_SECRETS = {"true", "false", "none", "null", "yes", "no"}
 MASK = "***"
 
 
@@ -15,7 +21,11 @@ def secret_values(environ: dict[str, str] | None = None) -> list[str]:
     """Values of environment variables whose names say they are secret (WANDB_API_KEY, *TOKEN*,
     *KEY*, *SECRET*, *PASSWORD*), longest first so that overlapping ones mask fully."""
     environ = os.environ if environ is None else environ
-    values = {v for k, v in environ.items() if SECRET_NAME.search(k) and len(v) >= 4}
+    values = {
+        v
+        for k, v in environ.items()
+        if SECRET_NAME.search(k) and len(v) >= 4 and v.lower() not in NOT_SECRETS
+    }
     return sorted(values, key=len, reverse=True)
 
 
