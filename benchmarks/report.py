@@ -83,6 +83,18 @@ def section() -> str:
             for name, r in tta["results"].items()
         ]
         lines += _table(["job", "wall s (startup included)", "metric", "value", "target"], rows)
+    if mnist := _load("mnist_cnn"):
+        lines += [
+            "",
+            "**Real 28x28 images** (`python -m benchmarks.mnist_cnn --mnist <idx files>`): "
+            "MNIST, 8,000 training and 2,000 test images as an image folder, 10 epochs:",
+            "",
+        ]
+        rows = [
+            [name, f"{r['wall_s']:.1f}", f"{r['test_acc']:.4f}", str(mnist["target"])]
+            for name, r in mnist["results"].items()
+        ]
+        lines += _table(["model", "wall s (startup included)", "test/acc", "target"], rows)
     for extra in ("text_cache", "validation_speed", "gpu"):
         if result := _load(extra):
             lines += ["", f"**{extra}**: `{json.dumps(result.get('summary', result))}`"]

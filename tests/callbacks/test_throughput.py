@@ -14,7 +14,7 @@ from lightyard.runs.train import train
 
 
 def test_meta_flops_equal_the_real_model_flops_and_touch_no_weights():
-    model = SimpleCNN(in_channels=1, num_classes=10)
+    model = SimpleCNN(in_channels=1, num_classes=10, image_size=28)
     before = [p.clone() for p in model.parameters()]
     batch = (torch.randn(16, 1, 8, 8), torch.zeros(16, dtype=torch.long))
     meta = training_flops_per_batch(model, batch)

@@ -306,7 +306,7 @@ CHECKPOINTS = [
     ("checkpoint_of_another_model", ["ckpt_path={files}/other.ckpt"],
      ["other.ckpt", "another model"]),
     ("checkpoint_of_other_sizes", ["ckpt_path={run}/checkpoints/last.ckpt",
-     "model.channels=[16,32]"], ["last.ckpt", "other sizes"]),
+     "model.channels=[8,16]"], ["last.ckpt", "other sizes"]),
     ("bare_state_dict", ["ckpt_path={files}/bare.ckpt"], ["bare.ckpt", "not a Lightning"]),
 ]  # fmt: skip
 EVAL = [
