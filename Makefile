@@ -30,10 +30,10 @@ train: install ## run the default job (CNN on digits); extra overrides: make tra
 	$(BIN)/python train.py $(ARGS)
 
 test: install ## the whole suite, launch paths included (what CI runs)
-	$(BIN)/python -m pytest -n $(JOBS) $(ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup $(ARGS)
 
 test-quick: install ## the fast subset for iterating (no real runs, no subprocess launches)
-	$(BIN)/python -m pytest -n $(JOBS) -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -m "not slow" $(ARGS)
 
 # A second environment that sees everything of the first (torch included: no second multi-GB
 # install) except Lightning, which is the oldest release pyproject.toml accepts.
@@ -48,21 +48,22 @@ $(STAMP_OLDEST): $(STAMP)
 	touch $(STAMP_OLDEST)
 
 test-oldest: $(STAMP_OLDEST) ## the fast subset on the oldest Lightning pyproject.toml accepts
-	$(VENV_OLDEST)/bin/python -m pytest -n $(JOBS) -m "not slow" $(ARGS)
+	$(VENV_OLDEST)/bin/python -m pytest -n $(JOBS) --dist loadgroup -m "not slow" $(ARGS)
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check src tests benchmarks train.py eval.py
-	$(BIN)/ruff format --check src tests benchmarks train.py eval.py
+	$(BIN)/ruff check src tests benchmarks train.py eval.py predict.py export.py
+	$(BIN)/ruff format --check src tests benchmarks train.py eval.py predict.py export.py
 
 format: install ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests benchmarks train.py eval.py
-	$(BIN)/ruff format src tests benchmarks train.py eval.py
+	$(BIN)/ruff check --fix src tests benchmarks train.py eval.py predict.py export.py
+	$(BIN)/ruff format src tests benchmarks train.py eval.py predict.py export.py
 
 bench: install ## the CPU benchmarks (about 10 minutes on 2 cores); rewrites the README's results
 	$(BIN)/python -m benchmarks.cli_latency
 	$(BIN)/python -m benchmarks.overhead --backbones $(BENCH_BACKBONES)
 	$(BIN)/python -m benchmarks.data_pipeline
 	$(BIN)/python -m benchmarks.time_to_accuracy
+	$(BIN)/python -m benchmarks.mnist_cnn
 	$(BIN)/python -m benchmarks.text_cache
 	$(BIN)/python -m benchmarks.validation_speed
 	$(BIN)/python -m benchmarks.report

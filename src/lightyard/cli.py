@@ -16,6 +16,9 @@ from lightyard.config import resolvers
 from lightyard.config.compose import config_dir
 from lightyard.errors import ConfigError, Preempted, RunFailed, exit_with, message_of
 
+# the jobs that load a trained run's config and checkpoint (run_dir=... or ckpt_path=...)
+AFTER_TRAINING = ("eval", "predict", "export")
+
 
 def _check_before_start(config_name: str) -> None:
     """Validate the command line's config before Hydra makes a run directory (and before torch
@@ -42,7 +45,7 @@ def check_checkpoints(cfg: DictConfig, config_name: str) -> None:
     torch loads here only when a checkpoint is named (the run is about to load it anyway)."""
     named = cfg.get("ckpt_path")
     resume = cfg.get("resume") if config_name == "resume" else None
-    run_dir = cfg.get("run_dir") if config_name == "eval" else None
+    run_dir = cfg.get("run_dir") if config_name in AFTER_TRAINING else None
     if not (named or resume or run_dir):
         return
     from lightyard.runs import checkpoint_files
@@ -103,11 +106,16 @@ def _run(job, cfg: DictConfig, check) -> Any:
         crash = failures.record_crash(output_dir, error)
         if os.environ.get("LIGHTYARD_TRACEBACK") == "1" or _in_sweep():
             raise  # a sweep's job: the sweeper records the failure and its reason
+        resume = (
+            f" Checkpoints written before are intact; resume={output_dir} continues from the "
+            "newest."
+            if _fits()
+            else ""
+        )
         print(
             f"lightyard: crashed: {type(error).__name__}: {message_of(error)}\n"
             f"That is a bug, or an error lightyard does not explain yet: the traceback is in "
-            f"{crash or 'the log'} (LIGHTYARD_TRACEBACK=1 prints it). Checkpoints written "
-            f"before are intact; resume={output_dir} continues from the newest.",
+            f"{crash or 'the log'} (LIGHTYARD_TRACEBACK=1 prints it).{resume}",
             file=sys.stderr,
         )
         sys.exit(1)
@@ -116,6 +124,13 @@ def _run(job, cfg: DictConfig, check) -> Any:
 def _sweep_outcome(error: BaseException) -> bool:
     optuna = sys.modules.get("optuna")
     return optuna is not None and isinstance(error, optuna.TrialPruned)
+
+
+def _fits() -> bool:
+    """This job trains (train.py or a resume), so its checkpoints are worth pointing at."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and HydraConfig.get().job.config_name in ("train", "resume")
 
 
 def _in_sweep() -> bool:
@@ -143,13 +158,32 @@ def _eval_job(cfg: DictConfig) -> dict[str, float] | None:
     return _run(job, cfg, _check_job)
 
 
+def _predict_job(cfg: DictConfig):
+    def job(cfg: DictConfig):
+        from lightyard.runs.predict import predict as run_predict
+
+        return run_predict(cfg)
+
+    return _run(job, cfg, _check_job)
+
+
+def _export_job(cfg: DictConfig):
+    def job(cfg: DictConfig):
+        from lightyard.runs.export import export as run_export
+
+        return run_export(cfg)
+
+    return _run(job, cfg, _check_job)
+
+
 def _print_help_if_asked(config_name: str) -> None:
     if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
         from lightyard.config.help import help_text
 
         script = Path(sys.argv[0]).name
         script = f"python {script}" if script.endswith(".py") else script
-        print(help_text(config_dir(), script, "eval" if config_name == "eval" else "train"))
+        shown = config_name if config_name in AFTER_TRAINING else "train"
+        print(help_text(config_dir(), script, shown))
         sys.exit(0)
 
 
@@ -187,14 +221,29 @@ def train() -> None:
         _main(_train_job, "resume" if resumed is not None else "train")
 
 
-def evaluate() -> None:
-    """`lightyard-eval` / `python eval.py run_dir=...`: test a trained run with its own config."""
+def _after_training(job, config_name: str) -> None:
+    """A job on a trained run: its saved config joins the composition (checked first)."""
     from lightyard.runs.run_dirs import eval_search_path_override
 
     try:
-        extra = eval_search_path_override(sys.argv[1:])
+        extra = eval_search_path_override(sys.argv[1:], config_name)
     except ConfigError as error:
         exit_with(error)
     if extra:
         sys.argv.append(extra)
-    _main(_eval_job, "eval")
+    _main(job, config_name)
+
+
+def evaluate() -> None:
+    """`lightyard-eval` / `python eval.py run_dir=...`: test a trained run with its own config."""
+    _after_training(_eval_job, "eval")
+
+
+def predict() -> None:
+    """`lightyard-predict` / `python predict.py run_dir=... [inputs=...]`: predictions.csv."""
+    _after_training(_predict_job, "predict")
+
+
+def export() -> None:
+    """`lightyard-export` / `python export.py run_dir=... format=onnx|torchscript|hf`."""
+    _after_training(_export_job, "export")

@@ -25,7 +25,8 @@ def test_wheel_ships_configs_and_console_scripts(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
-    for script in ("lightyard-train", "lightyard-eval"):
+    assert (site / "lightyard" / "conf" / "predict.yaml").is_file()
+    for script in ("lightyard-train", "lightyard-eval", "lightyard-predict", "lightyard-export"):
         out = subprocess.run(
             [str(site / "bin" / script), "--cfg", "job"],
             cwd=elsewhere,

@@ -105,3 +105,24 @@ def test_bad_choices_are_config_errors():
         TransformerClassifier(VOCAB, 3, 16, d_model=30, num_heads=4)
     with pytest.raises(ConfigError, match="model.pooling"):
         TransformerClassifier(VOCAB, 3, 16, pooling="max")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_the_export_form_of_a_recurrent_model_equals_the_packed_one(cell, pooling, bidirectional):
+    """No packed sequences (exporters cannot trace them), the same logits: the backward
+    direction starts at each sequence's own last token, padding never enters."""
+    torch.manual_seed(0)
+    model = RecurrentClassifier(
+        50, 3, cell=cell, embed_dim=8, hidden_size=6, num_layers=2,
+        bidirectional=bidirectional, pooling=pooling,
+    ).eval()  # fmt: skip
+    ids = torch.randint(1, 50, (4, 9))
+    mask = torch.ones(4, 9, dtype=torch.long)
+    for row, length in enumerate([9, 5, 1, 7]):
+        mask[row, length:] = 0
+        ids[row, length:] = 0
+    exported = model.for_export().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(exported(ids, mask), model(ids, mask), atol=1e-6, rtol=0)

@@ -50,6 +50,10 @@ RANGES: dict[str, tuple[float | None, float | None, bool, str]] = {
     "block_size": (1, None, False, "a positive integer"),
     "num_layers": (1, None, False, "a positive integer"),
     "num_heads": (1, None, False, "a positive integer"),
+    "shift": (0, None, False, "an integer >= 0 (pixels; 0: no shift)"),
+    "convs_per_block": (1, None, False, "a positive integer"),
+    "head_grid": (1, None, False, "a positive integer"),
+    "image_size": (1, None, False, "a positive integer"),
 }
 
 

@@ -57,14 +57,46 @@ USAGE = {
         "{script} ckpt_path=<a .ckpt inside one> [key=value ...]",
         "The run's own config is reloaded; overrides apply on top (e.g. data.batch_size=256).",
     ),
+    "predict": (
+        "{script} run_dir=<a training run's directory> [inputs=<folder or file>] [key=value ...]",
+        '{script} run_dir=<a language model\'s run> \'prompts=["The", "def main"]\'',
+        "Writes predictions.csv (classes) or predictions.jsonl (generated text) in its own "
+        "output directory; without inputs it predicts the run's test split.",
+    ),
+    "export": (
+        "{script} run_dir=<a training run's directory> format=onnx|torchscript|hf",
+        "Writes the model file and serving.json (preprocessing, labels, input shapes) in its "
+        "own output directory, after a parity check against PyTorch.",
+    ),
 }
+
+
+def switches(config_dir: Path, config_name: str) -> list[tuple[str, str, str]]:
+    """(key, default, what it does) for each root key of a job on a trained run (eval, predict,
+    export), the description being the first comment line above the key in its YAML."""
+    file = config_dir / f"{config_name}.yaml"
+    found, comment = [], ""
+    for line in file.read_text().splitlines():
+        if line.startswith("# ") and not comment:
+            comment = line[2:]
+        elif line and not line.startswith((" ", "#", "-")) and ":" in line:
+            key, _, default = line.partition(":")
+            if key != "defaults":
+                found.append((key, default.strip(), comment))
+            comment = ""
+        elif not line.startswith("#"):
+            comment = ""
+    return found
 
 
 def help_text(config_dir: Path, script: str, config_name: str = "train") -> str:
     chosen = defaults(config_dir)
     first, *more = USAGE.get(config_name, USAGE["train"])
+    if config_name in ("eval", "predict", "export"):
+        return _after_training_help(config_dir, script, config_name, first, more)
     lines = [
-        "lightyard: train and evaluate deep-learning models with Lightning, composed by Hydra.",
+        "lightyard: train, evaluate, predict with and export deep-learning models (Lightning, "
+        "Hydra).",
         "",
         "Usage: " + first.format(script=script),
         *("       " + line.format(script=script) for line in more if line.startswith("{")),
@@ -80,6 +112,31 @@ def help_text(config_dir: Path, script: str, config_name: str = "train") -> str:
         f"The composed config, without running: {script} --cfg job",
         f"Check a config and exit: {script} <overrides> validate=true",
         f"Hydra's own flags: {script} --hydra-help",
+        "Docs: README.md",
+    ]
+    return "\n".join(lines)
+
+
+def _after_training_help(config_dir: Path, script: str, name: str, first: str, more) -> str:
+    """A job on a trained run takes the run's config; only its own switches are new."""
+    lines = [
+        "lightyard: train, evaluate, predict with and export deep-learning models (Lightning, "
+        "Hydra).",
+        "",
+        "Usage: " + first.format(script=script),
+        *("       " + line.format(script=script) for line in more if line.startswith("{")),
+        *(line.format(script=script) for line in more if not line.startswith("{")),
+        "",
+        f"Switches (conf/{name}.yaml; key=value, the default after '='):",
+    ]
+    for key, default, comment in switches(config_dir, name):
+        if key == "task_name":
+            continue
+        lines.append(f"  {key}={default}".ljust(28) + f" {comment}")
+    lines += [
+        "",
+        "Any key of the run's config can be overridden too (e.g. data.batch_size=256).",
+        f"Check the command and exit: {script} run_dir=<dir> <overrides> validate=true",
         "Docs: README.md",
     ]
     return "\n".join(lines)

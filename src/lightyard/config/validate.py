@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lightyard.config.after_training import check_export, check_predict
 from lightyard.config.combinations import check_combinations
 from lightyard.config.components import check_component
 from lightyard.config.hydra_errors import explain_hydra_error, suggest_keys
@@ -31,9 +32,11 @@ def check(
     allowed_keys: set[str] | None = None,
     choices: dict | None = None,
     run_dir: tuple[str, str] | None = None,
+    job: str = "train",
 ) -> None:
     """Raise one ConfigError listing every problem found in a composed config (`run_dir`: the
-    directory Hydra will make and the key that sets it, checked for being writable)."""
+    directory Hydra will make and the key that sets it, checked for being writable; `job`: the
+    root config, whose own switches are checked too)."""
     problems = Problems()
     check_choices(choices or {}, problems)
     check_required_groups(cfg, problems)
@@ -47,6 +50,10 @@ def check(
     if run_dir:
         check_writable(run_dir[1], run_dir[0], problems)
     check_combinations(cfg, problems)
+    if job == "predict":
+        check_predict(cfg, problems)
+    elif job == "export":
+        check_export(cfg, problems)
     problems.raise_if_any()
 
 
@@ -108,5 +115,5 @@ def check_command_line(config_dir: Path, config_name: str, overrides: list[str])
     with open_dict(cfg):
         del cfg.hydra
     where = "resume" if config_name == "resume" else "hydra.run.dir"
-    check(cfg, allowed, choices, run_dir=(where, run_dir) if run_dir else None)
+    check(cfg, allowed, choices, run_dir=(where, run_dir) if run_dir else None, job=config_name)
     return cfg

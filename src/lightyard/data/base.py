@@ -6,6 +6,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from lightyard.data.loaders import make_loader, order_sampler, shard
+from lightyard.data.predict import PredictionInputs
 from lightyard.errors import ConfigError
 
 
@@ -78,3 +79,31 @@ class SplitDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+    # what `predict` and `export` ask of a DataModule (lightyard.runs.predict, runs.export)
+
+    def class_names(self) -> list[str]:
+        """The classes' names in label order (after setup): predictions.csv and serving.json
+        name classes by them."""
+        classes = getattr(self, "classes", None)
+        if classes:
+            return [str(name) for name in classes]
+        return [str(i) for i in range(int(getattr(self, "num_classes", 0) or 0))]
+
+    def split_inputs(self, split: str = "test") -> PredictionInputs:
+        """A split of the run's own data, with its targets (predict without `inputs`)."""
+        self.setup("predict")
+        dataset = self.datasets[split]
+        ids = [str(i) for i in range(len(dataset))]
+        return PredictionInputs(dataset, ids, self.collate_fn(), has_targets=True)
+
+    def new_inputs(self, path, text_column: str | None) -> PredictionInputs:
+        """Inputs the run never saw, read and transformed as training read its own."""
+        raise ConfigError(
+            f"inputs: {type(self).__name__} cannot read new inputs. Allowed: predict on the run's "
+            "test split (inputs=null). Fix: drop inputs=..."
+        )
+
+    def serving_info(self) -> dict:
+        """What a server needs besides the model to turn raw inputs into the model's inputs."""
+        return {"input": getattr(self, "input_kind", None)}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.utils.data import TensorDataset
 
 from lightyard.data.base import SplitDataModule, check_fixed_shape
 from lightyard.data.loaders import seeded_split
+from lightyard.data.predict import image_inputs, image_serving
 
 
 class DigitsDataModule(SplitDataModule):
@@ -36,6 +39,7 @@ class DigitsDataModule(SplitDataModule):
             num_classes=(num_classes, 10),
         )
         self.fractions = [val_fraction, test_fraction]
+        self.classes = [str(digit) for digit in range(10)]
         self.split_seed = split_seed
 
     def setup(self, stage: str | None = None) -> None:
@@ -49,6 +53,31 @@ class DigitsDataModule(SplitDataModule):
         train, val, test = seeded_split(len(labels), self.fractions, self.split_seed)
         # standardise with the training split's statistics only
         mean, std = images[train].mean(), images[train].std()
+        self.mean, self.std = float(mean), float(std)
         images = (images - mean) / std
         for name, idx in (("train", train), ("val", val), ("test", test)):
             self.datasets[name] = TensorDataset(images[idx], labels[idx])
+
+    def input_transform(self):
+        """New images as the set's own: grey, 8x8, light digits on a dark ground, scaled to
+        [0, 1] and standardised with the training split's statistics."""
+        from torchvision import transforms
+
+        self.setup()
+        return transforms.Compose(
+            [
+                transforms.Grayscale(1),
+                transforms.Resize((8, 8)),
+                transforms.ToTensor(),
+                transforms.Normalize([self.mean], [self.std]),
+            ]
+        )
+
+    def new_inputs(self, path, text_column=None):
+        from lightyard.data.vision import load_image
+
+        return image_inputs(Path(path), self.input_transform(), load_image)
+
+    def serving_info(self) -> dict:
+        self.setup()
+        return image_serving(1, 8, [self.mean], [self.std])

@@ -92,6 +92,18 @@ class BlockCollate:
         return {"input_ids": blocks[:, :-1]}, blocks[:, 1:]
 
 
+class PromptCollate:
+    """One prompt (its token ids) -> ({"input_ids": (1, length)}, target -1)."""
+
+    def __call__(self, batch: list[tuple[np.ndarray, int]]):
+        if len(batch) != 1:
+            raise ValueError("prompts are generated one a batch (batch_size=1)")
+        [(ids, target)] = batch
+        return {"input_ids": torch.from_numpy(ids[None, :].astype(np.int64))}, torch.tensor(
+            [target]
+        )
+
+
 class BucketBatchSampler(BatchSampler):
     """Batches of similar length, so little compute goes to padding. The indices come from
     `sampler` (random for training; Lightning swaps in a DistributedSampler under DDP, which is

@@ -17,10 +17,12 @@ from torch.utils.data import DataLoader, SequentialSampler
 
 from lightyard.data.base import SplitDataModule
 from lightyard.data.loaders import make_loader, seeded_split
+from lightyard.data.predict import PredictionInputs, Unlabelled, read_texts
 from lightyard.data.sequence import (
     BlockCollate,
     BucketBatchSampler,
     PadCollate,
+    PromptCollate,
     TokenBlocks,
     TokenSequences,
 )
@@ -152,6 +154,30 @@ class TokenDataModule(SplitDataModule):
     def check_meta(self, meta: dict[str, Any]) -> None:
         pass
 
+    def _token_arrays(self, texts: list[str], max_length: int | None, specials: bool):
+        import numpy as np
+
+        self.setup("predict")
+        encoded = self.encoder().encode(texts, max_length, specials=specials)
+        return [np.asarray(ids, dtype=np.int64) for ids in encoded]
+
+    def serving_info(self) -> dict:
+        self.setup("predict")
+        encoder = self.encoder()
+        return {
+            "input": self.input_kind,
+            "tokenizer": "tokenizer.json" if not encoder.pretrained else "tokenizer/",
+            "max_length": self.max_length,
+            "pad_id": encoder.pad_id,
+            "inputs": ["input_ids", "attention_mask"],
+            "layout": "int64 (batch, sequence)",
+        }
+
+    def save_tokenizer(self, folder: Path) -> None:
+        """The run's tokenizer beside an exported model (tokenizer.json, or tokenizer/)."""
+        self.setup("predict")
+        self.encoder().save(folder)
+
     def encode_splits(self, folder: Path, encoder: Encoder, splits) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -223,6 +249,15 @@ class TextClassificationDataModule(TokenDataModule):
     def open_split(self, folder: Path, split: str):
         return TokenSequences(folder, split)
 
+    def new_inputs(self, path, text_column: str | None) -> PredictionInputs:
+        """Texts from a .txt (a line each), CSV, TSV or JSONL file, tokenized as training was."""
+        column = text_column or getattr(self.source, "text_column", None) or "text"
+        ids, texts = read_texts(Path(path), column)
+        if not texts:
+            raise ConfigError(f"inputs: {path} holds no texts. Fix: give a file with some")
+        arrays = self._token_arrays(texts, self.max_length, specials=True)
+        return PredictionInputs(Unlabelled(arrays), ids, self.collate_fn(), texts=texts)
+
     def collate_fn(self):
         return PadCollate(self.meta.get("pad_id", 0), self.pad_to_multiple_of)
 
@@ -292,6 +327,18 @@ class LanguageModelingDataModule(TokenDataModule):
 
     def encode(self, text: str) -> list[int]:
         return self.encoder().encode([text], None, specials=False)[0]
+
+    def prompt_inputs(self, prompts: list[str]) -> PredictionInputs:
+        """Prompts to continue, one a batch (they differ in length; none is padded)."""
+        arrays = self._token_arrays(prompts, None, specials=False)
+        if any(len(ids) == 0 for ids in arrays):
+            empty = next(i for i, ids in enumerate(arrays) if len(ids) == 0)
+            raise ConfigError(
+                f"prompts[{empty}]={prompts[empty]!r} has no tokens. Allowed: prompts with text "
+                "the tokenizer knows. Fix: change that prompt"
+            )
+        ids = [str(i) for i in range(len(prompts))]
+        return PredictionInputs(Unlabelled(arrays), ids, PromptCollate(), texts=list(prompts))
 
     def decode(self, ids: list[int]) -> str:
         return self.encoder().decode(list(ids))

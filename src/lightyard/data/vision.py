@@ -8,6 +8,7 @@ from torch.utils.data import Subset
 
 from lightyard.data.base import SplitDataModule, check_fixed_shape
 from lightyard.data.loaders import seeded_split
+from lightyard.data.predict import image_inputs, image_serving
 from lightyard.errors import ConfigError, DataError
 
 TORCHVISION_DATASETS = ("MNIST", "FashionMNIST", "CIFAR10")
@@ -35,7 +36,16 @@ def _dataset_class(name: str, verify: bool):
     return cls
 
 
-def image_transform(channels: int, image_size: int, mean: list[float], std: list[float]):
+def image_transform(
+    channels: int,
+    image_size: int,
+    mean: list[float],
+    std: list[float],
+    shift: int = 0,
+    hflip: bool = False,
+):
+    """Resize, channels, scale and normalise; for training also a random shift of up to `shift`
+    pixels each way (a crop of the image padded with black) and, with `hflip`, a random mirror."""
     from torchvision import transforms
 
     if len(mean) != channels or len(std) != channels:
@@ -43,7 +53,13 @@ def image_transform(channels: int, image_size: int, mean: list[float], std: list
             f"data.mean and data.std need one value per channel ({channels}), "
             f"got {len(mean)} and {len(std)}"
         )
+    if shift < 0:
+        raise ConfigError(f"data.shift must be 0 or more pixels, got {shift}")
     steps = [transforms.Resize((image_size, image_size))]
+    if shift:
+        steps.append(transforms.RandomCrop(image_size, padding=shift))
+    if hflip:
+        steps.append(transforms.RandomHorizontalFlip())
     steps.append(transforms.Grayscale(1) if channels == 1 else transforms.Lambda(_to_rgb))
     steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
     return transforms.Compose(steps)
@@ -69,7 +85,33 @@ def load_image(path: str):
         ) from None
 
 
-class TorchvisionDataModule(SplitDataModule):
+class ImageDataModule(SplitDataModule):
+    """Image files read through one transform (resize, channels, normalisation): new images
+    for `predict`, and the same steps written down for serving."""
+
+    input_kind = "image"
+
+    def _set_transform(
+        self, channels: int, image_size: int, mean, std, shift: int = 0, hflip: bool = False
+    ) -> None:
+        """`transform` for evaluation, prediction and serving; `train_transform` adds the
+        training split's augmentation."""
+        self.channels, self.image_size = channels, image_size
+        self.mean = list(mean or [0.5] * channels)
+        self.std = list(std or [0.5] * channels)
+        self.transform = image_transform(channels, image_size, self.mean, self.std)
+        self.train_transform = image_transform(
+            channels, image_size, self.mean, self.std, shift, hflip
+        )
+
+    def new_inputs(self, path, text_column=None):
+        return image_inputs(Path(path), self.transform, load_image)
+
+    def serving_info(self) -> dict:
+        return image_serving(self.channels, self.image_size, self.mean, self.std)
+
+
+class TorchvisionDataModule(ImageDataModule):
     """MNIST, Fashion-MNIST or CIFAR-10: official test split for test, a seeded hold-out for val.
     Images are resized to `image_size` and converted to `channels`; `num_classes` is the set's
     own (10 for each), stated for other groups to read, and checked."""
@@ -93,6 +135,8 @@ class TorchvisionDataModule(SplitDataModule):
         num_classes: int = 10,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        shift: int = 0,
+        hflip: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
         self.dataset_class = _dataset_class(dataset, verify)
@@ -102,14 +146,12 @@ class TorchvisionDataModule(SplitDataModule):
         self.download = download
         self.val_fraction = val_fraction
         self.split_seed = split_seed
-        self.transform = image_transform(
-            channels, image_size, list(mean or [0.5] * channels), list(std or [0.5] * channels)
-        )
+        self._set_transform(channels, image_size, mean, std, shift, hflip)
 
-    def _open(self, train: bool, download: bool = False):
+    def _open(self, train: bool, download: bool = False, transform=None):
         try:
             return self.dataset_class(
-                self.root, train=train, transform=self.transform, download=download
+                self.root, train=train, transform=transform or self.transform, download=download
             )
         except RuntimeError as error:
             raise ConfigError(
@@ -133,14 +175,16 @@ class TorchvisionDataModule(SplitDataModule):
             return
         full = self._open(train=True)
         train, val = seeded_split(len(full), [self.val_fraction], self.split_seed)
+        augmented = self._open(train=True, transform=self.train_transform)
         self.datasets = {
-            "train": Subset(full, train.tolist()),
+            "train": Subset(augmented, train.tolist()),
             "val": Subset(full, val.tolist()),
             "test": self._open(train=False),
         }
+        self.classes = list(full.classes)
 
 
-class ImageFolderDataModule(SplitDataModule):
+class ImageFolderDataModule(ImageDataModule):
     """Images in <root>/<class>/<file> (torchvision's ImageFolder), split by a fixed seed."""
 
     input_kind = "image"
@@ -161,6 +205,8 @@ class ImageFolderDataModule(SplitDataModule):
         image_size: int = 64,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        shift: int = 0,
+        hflip: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
         self.root = root
@@ -168,11 +214,9 @@ class ImageFolderDataModule(SplitDataModule):
         self.num_classes = num_classes
         self.fractions = [val_fraction] if test_root else [val_fraction, test_fraction]
         self.split_seed = split_seed
-        self.transform = image_transform(
-            channels, image_size, list(mean or [0.5] * channels), list(std or [0.5] * channels)
-        )
+        self._set_transform(channels, image_size, mean, std, shift, hflip)
 
-    def _folder(self, root: str, key: str):
+    def _folder(self, root: str, key: str, transform=None):
         from torchvision.datasets import ImageFolder
 
         if not Path(root).is_dir():
@@ -180,7 +224,7 @@ class ImageFolderDataModule(SplitDataModule):
                 f"{key}={root} is not a directory; point it at <root>/<class>/<image>"
             )
         try:
-            folder = ImageFolder(root, transform=self.transform, loader=load_image)
+            folder = ImageFolder(root, transform=transform or self.transform, loader=load_image)
         except (FileNotFoundError, RuntimeError) as error:
             raise ConfigError(f"{key}={root} holds no images in class folders: {error}") from None
         if len(folder.classes) != self.num_classes:
@@ -194,9 +238,10 @@ class ImageFolderDataModule(SplitDataModule):
         if self.datasets:
             return
         full = self._folder(self.root, "data.root")
+        augmented = self._folder(self.root, "data.root", self.train_transform)
         parts = seeded_split(len(full), self.fractions, self.split_seed)
         self.datasets = {
-            name: Subset(full, idx.tolist())
+            name: Subset(augmented if name == "train" else full, idx.tolist())
             for name, idx in zip(("train", "val", "test"), parts, strict=False)
         }
         if self.test_root:

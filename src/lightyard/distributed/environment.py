@@ -32,7 +32,7 @@ RANK_ENV = (
 # LIGHTYARD_LOG_RANKS=all: ranks > 0 log at INFO too (default: warnings and errors only)
 LOG_RANKS_ENV = "LIGHTYARD_LOG_RANKS"
 # what a rank > 0 may run: the functions of the same names in lightyard.runs
-JOBS = ("train", "evaluate")
+JOBS = ("train", "evaluate", "predict", "export")
 
 
 def rank_config_path(output_dir: str | Path) -> Path:

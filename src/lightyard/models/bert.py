@@ -1,7 +1,11 @@
 """Hugging Face BERT for sequence classification: pretrained weights from a name or local path,
-or a small BERT built from config and trained from scratch (works offline)."""
+or a small BERT built from config and trained from scratch (works offline); LoRA adapters
+through peft for fine-tuning a pretrained one cheaply."""
 
 from __future__ import annotations
+
+import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -11,8 +15,36 @@ from transformers.models.bert.modeling_bert import BertLayer
 from lightyard.errors import ConfigError
 
 
+def with_lora(model: nn.Module, settings: dict[str, Any]) -> nn.Module:
+    """`model` with LoRA adapters (peft) on `target_modules`; only the adapters and the
+    classification head train."""
+    try:
+        from peft import LoraConfig, TaskType, get_peft_model
+    except ImportError:
+        raise ConfigError(
+            "model.lora.r > 0 needs peft, which is not installed. Allowed: an environment "
+            "with lightyard[lora]. Fix: pip install 'lightyard[lora]', or model.lora.r=0"
+        ) from None
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=int(settings["r"]),
+        lora_alpha=int(settings.get("alpha", 16)),
+        lora_dropout=float(settings.get("dropout", 0.0)),
+        target_modules=list(settings.get("target_modules") or ["query", "value"]),
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as error:  # e.g. target modules that are not in the model
+        raise ConfigError(
+            f"model.lora: {error}. Allowed: names of BERT's linear layers (query, key, value, "
+            "dense). Fix: set model.lora.target_modules"
+        ) from None
+
+
 class BertClassifier(nn.Module):
-    """Returns logits; the sizes apply only when no `pretrained` source is given."""
+    """Returns logits; the sizes apply only when no `pretrained` source is given. With
+    `lora.r` > 0 the pretrained weights stay frozen and checkpoints hold only what trains
+    (the adapters and the head): the frozen rest is reloaded from `pretrained`."""
 
     input_kind = "tokens"
     block_classes: tuple[type[nn.Module], ...] = (BertLayer,)
@@ -28,11 +60,28 @@ class BertClassifier(nn.Module):
         num_heads: int = 2,
         intermediate_size: int = 512,
         dropout: float = 0.1,
+        lora: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.lora = dict(lora or {})
+        # frozen weights may be left out of checkpoints only when they can be reloaded
+        self.saves_frozen_weights = True
+        self.bert = self._build(
+            vocab_size, num_classes, pretrained, max_length, hidden_size, num_layers,
+            num_heads, intermediate_size, dropout,
+        )  # fmt: skip
+        if int(self.lora.get("r") or 0) > 0:
+            self.bert = with_lora(self.bert, self.lora)
+            self.saves_frozen_weights = not pretrained
+
+    @staticmethod
+    def _build(
+        vocab_size, num_classes, pretrained, max_length, hidden_size, num_layers, num_heads,
+        intermediate_size, dropout,
+    ) -> nn.Module:  # fmt: skip
         if pretrained:
             try:
-                self.bert = BertForSequenceClassification.from_pretrained(
+                return BertForSequenceClassification.from_pretrained(
                     pretrained, num_labels=num_classes, ignore_mismatched_sizes=True
                 )
             except OSError as error:
@@ -41,7 +90,6 @@ class BertClassifier(nn.Module):
                     "directory saved with save_pretrained, or a Hub name already in the HF cache "
                     "(nothing is downloaded when HF_HUB_OFFLINE=1)"
                 ) from None
-            return
         config = BertConfig(
             vocab_size=vocab_size,
             hidden_size=hidden_size,
@@ -53,7 +101,17 @@ class BertClassifier(nn.Module):
             attention_probs_dropout_prob=dropout,
             num_labels=num_classes,
         )
-        self.bert = BertForSequenceClassification(config)
+        return BertForSequenceClassification(config)
+
+    def merged(self) -> nn.Module:
+        """The plain Hugging Face model, LoRA adapters merged into its weights (a copy)."""
+        if not hasattr(self.bert, "merge_and_unload"):
+            return self.bert
+        return copy.deepcopy(self.bert).merge_and_unload()
+
+    def for_export(self) -> nn.Module:
+        """Logits of the plain model, adapters merged in: what exporters trace."""
+        return BertLogits(self.merged())
 
     def forward(
         self,
@@ -64,3 +122,14 @@ class BertClassifier(nn.Module):
         return self.bert(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).logits
+
+
+class BertLogits(nn.Module):
+    """A Hugging Face sequence classifier's logits from (input_ids, attention_mask)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits

@@ -63,6 +63,10 @@ class RecurrentClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * directions, num_classes)
 
+    def for_export(self) -> nn.Module:
+        """The same function without packed sequences, which exporters cannot trace."""
+        return PaddedRecurrentClassifier(self)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         batch, length = input_ids.shape
         if attention_mask is None:
@@ -88,3 +92,70 @@ class RecurrentClassifier(nn.Module):
             else:
                 pooled = padded.masked_fill(~keep, float("-inf")).amax(dim=1)
         return self.head(self.dropout(pooled))
+
+
+def _one_direction(rnn: nn.RNNBase, suffix: str) -> nn.RNNBase:
+    """A one-way copy of one direction of a (bi)directional single-layer `rnn`."""
+    kwargs = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+    copy = type(rnn)(rnn.input_size, rnn.hidden_size, batch_first=True, **kwargs)
+    copy.load_state_dict(
+        {
+            name: getattr(rnn, name.replace("_l0", suffix)).detach().clone()
+            for name in copy.state_dict()
+        }
+    )
+    return copy
+
+
+class PaddedRecurrentClassifier(nn.Module):
+    """The same function as a RecurrentClassifier in eval mode, on padded batches with no packed
+    sequences (which exporters cannot trace): the forward direction runs over the padding after
+    each sequence (outputs there are never read), and the backward direction runs over each
+    sequence reversed within its own length, so it starts at the sequence's last real token.
+    Exporters (ONNX, TorchScript) see only tensor ops with dynamic batch and sequence length."""
+
+    def __init__(self, model: RecurrentClassifier) -> None:
+        super().__init__()
+        self.pooling = model.pooling
+        self.embed = model.embed
+        self.head = model.head
+        self.forward_cells = nn.ModuleList(
+            _one_direction(layer.rnn, "_l0") for layer in model.layers
+        )
+        self.backward_cells = nn.ModuleList(
+            _one_direction(layer.rnn, "_l0_reverse")
+            for layer in model.layers
+            if layer.rnn.bidirectional
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        length = input_ids.shape[1]
+        lengths = attention_mask.sum(dim=1).clamp(min=1)
+        positions = torch.arange(length, device=input_ids.device)[None, :]
+        keep = positions < lengths[:, None]
+        # reversal within each sequence's length (its own inverse); padding stays in place
+        reverse = torch.where(keep, lengths[:, None] - 1 - positions, positions)
+        last = (lengths - 1)[:, None, None]
+        x = self.embed(input_ids)
+        final = x
+        for index, cell in enumerate(self.forward_cells):
+            ahead = cell(x)[0]
+            finals = [ahead.gather(1, last.expand(-1, 1, ahead.shape[-1])).squeeze(1)]
+            outputs = [ahead]
+            if self.backward_cells:
+                flip = reverse[:, :, None].expand(-1, -1, x.shape[-1])
+                behind_reversed = self.backward_cells[index](x.gather(1, flip))[0]
+                width = behind_reversed.shape[-1]
+                finals.append(behind_reversed.gather(1, last.expand(-1, 1, width)).squeeze(1))
+                unflip = reverse[:, :, None].expand(-1, -1, width)
+                outputs.append(behind_reversed.gather(1, unflip))
+            x = torch.cat(outputs, dim=-1)
+            final = torch.cat(finals, dim=-1)
+        if self.pooling == "last":
+            pooled = final
+        elif self.pooling == "mean":
+            mask = keep.unsqueeze(-1).to(x.dtype)
+            pooled = (x * mask).sum(dim=1) / mask.sum(dim=1)
+        else:
+            pooled = x.masked_fill(~keep.unsqueeze(-1), float("-inf")).amax(dim=1)
+        return self.head(pooled)

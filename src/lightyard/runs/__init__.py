@@ -11,7 +11,8 @@ from typing import Any
 
 
 def job(name: str) -> Callable[[Any], Any]:
-    """`train` or `evaluate` (lightyard.distributed.environment.JOBS), imported on use."""
+    """`train`, `evaluate`, `predict` or `export` (lightyard.distributed.environment.JOBS),
+    imported on use."""
     if name == "train":
         from lightyard.runs.train import train
 
@@ -20,4 +21,12 @@ def job(name: str) -> Callable[[Any], Any]:
         from lightyard.runs.evaluate import evaluate
 
         return evaluate
-    raise ValueError(f"no job {name!r}; jobs: train, evaluate")
+    if name == "predict":
+        from lightyard.runs.predict import predict
+
+        return predict
+    if name == "export":
+        from lightyard.runs.export import export
+
+        return export
+    raise ValueError(f"no job {name!r}; jobs: train, evaluate, predict, export")

@@ -85,6 +85,10 @@ def check_fits_model(state: dict[str, Any], cfg, path: Path, key: str = "ckpt_pa
     except Exception:  # a model that cannot be built on the meta device: checked when loaded
         return
     wanted = {f"backbone.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
+    if not getattr(model, "saves_frozen_weights", True):  # its checkpoints leave them out
+        for name, parameter in model.named_parameters():
+            if not parameter.requires_grad:
+                wanted.pop(f"backbone.{name}", None)
     saved = {k: tuple(v.shape) for k, v in state["state_dict"].items() if k.startswith("backbone.")}
     target = cfg.model.get("_target_", "the model")
     missing, unexpected = sorted(wanted.keys() - saved.keys()), sorted(saved.keys() - wanted)

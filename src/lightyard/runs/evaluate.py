@@ -15,7 +15,7 @@ from lightyard.config.tree import print_config_tree
 from lightyard.errors import ConfigError
 from lightyard.runs.build import build_task, build_trainer, finish
 from lightyard.runs.checkpoint_files import find_best_checkpoint
-from lightyard.runs.process import quiet_known_noise
+from lightyard.runs.process import quiet_known_noise, quiet_weights_only_restore
 from lightyard.runs.results import logged_scalars, write_results
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("print_config"):
         print_config_tree(cfg)
     quiet_known_noise()
+    quiet_weights_only_restore()
     ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else find_best_checkpoint(Path(cfg.run_dir))
     log.info("Evaluating %s", ckpt)
 

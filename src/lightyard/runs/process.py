@@ -46,12 +46,13 @@ def keep_freed_memory() -> bool:
 def quiet_known_noise() -> None:
     """Lightning prints through a console handler of its own; Hydra's handlers already print and
     write the run's log file, so drop Lightning's (no doubled lines) and its advertising tip.
-    Two deprecation warnings that the libraries raise from inside themselves on every run, with
-    nothing a user can change: torchdata 0.11's StatefulDataLoader calls torch.set_vital, and
-    Lightning 2.6 tests a pytree spec with an isinstance that torch deprecated."""
+    Deprecation warnings that the libraries raise from inside themselves, with nothing a user
+    can change: torchdata 0.11's StatefulDataLoader calls torch.set_vital, Lightning 2.6 tests a
+    pytree spec with an isinstance that torch deprecated, and peft calls a renamed method of
+    transformers (LoRA runs)."""
     logging.getLogger("lightning").handlers.clear()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage()
+        lambda record: not any(tip in record.getMessage() for tip in ("litlogger", "litmodels"))
     )
     warnings.filterwarnings(
         "ignore",
@@ -63,6 +64,22 @@ def quiet_known_noise() -> None:
         "ignore",
         message=r".*isinstance\(treespec, LeafSpec\)",
         module=r"lightning\.pytorch\.utilities\._pytree",
+    )
+    # peft asks a transformers model whether it checkpoints activations by a name that
+    # transformers 5 renamed
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`is_gradient_checkpointing` is deprecated",
+        category=FutureWarning,
+        module=r"transformers\.modeling_utils",
+    )
+
+
+def quiet_weights_only_restore() -> None:
+    """Evaluation and prediction restore a checkpoint's weights only; Lightning still asks for
+    the callbacks that wrote it (they matter when fitting resumes, never here)."""
+    warnings.filterwarnings(
+        "ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create"
     )
 
 

@@ -24,7 +24,7 @@ def run_dir_of_checkpoint(ckpt_path: str) -> Path:
     return path.resolve().parent.parent
 
 
-def eval_search_path_override(argv: list[str]) -> str | None:
+def eval_search_path_override(argv: list[str], job: str = "eval") -> str | None:
     """The Hydra override that makes the trained run's saved config part of eval's composition.
     Everything is checked here, before Hydra makes eval's own output directory."""
     values = dict(arg.split("=", 1) for arg in argv if arg.startswith(("run_dir=", "ckpt_path=")))
@@ -42,7 +42,7 @@ def eval_search_path_override(argv: list[str]) -> str | None:
         if asks_for_help(argv):
             return None
         raise ConfigError(
-            "eval needs the training run to evaluate. Allowed: run_dir=<the run's directory> "
+            f"{job} needs the training run to use. Allowed: run_dir=<the run's directory> "
             "(e.g. outputs/train/2026-01-31/12-00-00_ab12cd) or ckpt_path=<a .ckpt inside one>. "
             "Fix: add run_dir=<dir>"
         )
@@ -54,7 +54,7 @@ def eval_search_path_override(argv: list[str]) -> str | None:
         )
     if not ckpt and not has_checkpoint(Path(run_dir)):
         raise ConfigError(
-            f"run_dir: {run_dir} holds no checkpoint to evaluate (checkpoints/ is empty or "
+            f"run_dir: {run_dir} holds no checkpoint to {job} with (checkpoints/ is empty or "
             "missing). Allowed: a run that saved checkpoints/*.ckpt. Fix: train it with "
             "callbacks.model_checkpoint on, or resume it until it saves one"
         )

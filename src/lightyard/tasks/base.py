@@ -62,6 +62,9 @@ class Task(L.LightningModule):
         self.stage_losses = nn.ModuleDict({f"{s}_": WeightedMean() for s in STAGES})
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best so far
+        # a backbone whose frozen weights reload from elsewhere (LoRA on pretrained BERT) leaves
+        # them out of checkpoints, which then load without them
+        self.strict_loading = getattr(backbone, "saves_frozen_weights", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets the current hook's name before and after each of about 40 hook calls a
@@ -110,6 +113,11 @@ class Task(L.LightningModule):
         return {"loss": self.stage_losses["train_"]}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if not self.strict_loading:
+            frozen = {f"{n}" for n, p in self.named_parameters() if not p.requires_grad}
+            state = checkpoint["state_dict"]
+            for name in frozen & state.keys():
+                del state[name]
         # A checkpoint saved mid-epoch carries the epoch's sums so far, summed over the ranks
         # (every rank dumps the checkpoint, rank 0 writes it), so that a resumed run's epoch
         # values (train/loss_epoch, train/acc) cover the whole epoch, not the part after it.
@@ -151,6 +159,14 @@ class Task(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.log_epoch("test")
+
+    @staticmethod
+    def predict_inputs(batch):
+        """The inputs of a predict batch: lightyard's prediction loader yields {"inputs",
+        "target", "index"}; a DataModule's own predict loader (inputs, target) or inputs."""
+        if isinstance(batch, dict) and "index" in batch:
+            return batch["inputs"]
+        return batch[0] if isinstance(batch, (list, tuple)) else batch
 
     def forward(self, inputs):
         if isinstance(inputs, dict):

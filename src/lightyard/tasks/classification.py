@@ -65,6 +65,9 @@ class ClassificationTask(Task):
         return values
 
     def predict_step(self, batch, batch_idx):
-        inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
-        probs = self(inputs).softmax(dim=-1)
-        return {"pred": probs.argmax(dim=-1), "prob": probs}
+        """Class probabilities (float32 whatever the precision), with the rows' positions."""
+        probs = self(self.predict_inputs(batch)).float().softmax(dim=-1)
+        out = {"pred": probs.argmax(dim=-1), "prob": probs}
+        if isinstance(batch, dict) and "index" in batch:
+            out.update(index=batch["index"], target=batch["target"])
+        return out

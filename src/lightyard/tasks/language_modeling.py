@@ -93,6 +93,16 @@ class LanguageModelingTask(Task):
             ids = torch.cat([ids, torch.multinomial(logits.softmax(dim=-1), 1)], dim=1)
         return ids
 
+    def predict_step(self, batch, batch_idx):
+        """The continuation of each prompt: `predict_tokens` new tokens (sample_tokens unless
+        predict sets it), sampled as at the end of fitting."""
+        ids = self.predict_inputs(batch)["input_ids"]
+        new_tokens = int(getattr(self, "predict_tokens", None) or self.sample_tokens)
+        out = {"tokens": self.generate(ids, new_tokens)[:, ids.shape[1] :]}
+        if isinstance(batch, dict) and "index" in batch:
+            out["index"] = batch["index"]
+        return out
+
     def on_fit_end(self):
         datamodule = getattr(self.trainer, "datamodule", None)
         if not self.sample_tokens or not self.trainer.is_global_zero or datamodule is None:
