@@ -58,7 +58,7 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks train.py eval.py predict.py export.py
 	$(BIN)/ruff format src tests benchmarks train.py eval.py predict.py export.py
 
-bench: install ## the CPU benchmarks (about 10 minutes on 2 cores); rewrites the README's results
+bench: install ## the CPU benchmarks (about 15 minutes on 2 cores; MNIST only with LIGHTYARD_MNIST=<idx files>); rewrites the README's results
 	$(BIN)/python -m benchmarks.cli_latency
 	$(BIN)/python -m benchmarks.overhead --backbones $(BENCH_BACKBONES)
 	$(BIN)/python -m benchmarks.data_pipeline

@@ -31,7 +31,7 @@ from benchmarks.common import compose_config, emit, machine, print_table
 # (about 70 ms a step here) take 300 steps, the slow ones 100, about 40-100 s of each loop
 WORKLOADS = {
     "cnn": (
-        ["model=cnn", "data.channels=3", "data.num_classes=10"],
+        ["model=cnn", "data.channels=3", "data.image_size=32", "data.num_classes=10"],
         128,
         "image",
         (3, 32, 32),
