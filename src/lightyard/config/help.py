@@ -89,12 +89,9 @@ def switches(config_dir: Path, config_name: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def help_text(config_dir: Path, script: str, config_name: str = "train") -> str:
-    chosen = defaults(config_dir)
-    first, *more = USAGE.get(config_name, USAGE["train"])
-    if config_name in ("eval", "predict", "export"):
-        return _after_training_help(config_dir, script, config_name, first, more)
-    lines = [
+def _header(script: str, first: str, more) -> list[str]:
+    """The title and usage lines every entry point's help opens with."""
+    return [
         "lightyard: train, evaluate, predict with and export deep-learning models (Lightning, "
         "Hydra).",
         "",
@@ -102,6 +99,16 @@ def help_text(config_dir: Path, script: str, config_name: str = "train") -> str:
         *("       " + line.format(script=script) for line in more if line.startswith("{")),
         *(line.format(script=script) for line in more if not line.startswith("{")),
         "",
+    ]
+
+
+def help_text(config_dir: Path, script: str, config_name: str = "train") -> str:
+    chosen = defaults(config_dir)
+    first, *more = USAGE.get(config_name, USAGE["train"])
+    if config_name in ("eval", "predict", "export"):
+        return _after_training_help(config_dir, script, config_name, first, more)
+    lines = [
+        *_header(script, first, more),
         "Config groups (group=option; * marks the default):",
     ]
     for group, options in groups(config_dir).items():
@@ -120,13 +127,7 @@ def help_text(config_dir: Path, script: str, config_name: str = "train") -> str:
 def _after_training_help(config_dir: Path, script: str, name: str, first: str, more) -> str:
     """A job on a trained run takes the run's config; only its own switches are new."""
     lines = [
-        "lightyard: train, evaluate, predict with and export deep-learning models (Lightning, "
-        "Hydra).",
-        "",
-        "Usage: " + first.format(script=script),
-        *("       " + line.format(script=script) for line in more if line.startswith("{")),
-        *(line.format(script=script) for line in more if not line.startswith("{")),
-        "",
+        *_header(script, first, more),
         f"Switches (conf/{name}.yaml; key=value, the default after '='):",
     ]
     for key, default, comment in switches(config_dir, name):

@@ -8,30 +8,17 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from lightyard import _internals
-from lightyard.config.fit import check_compatible
 from lightyard.config.instantiate import instantiate, instantiate_all
-from lightyard.config.tree import print_config_tree
-from lightyard.errors import ConfigError
 from lightyard.runs.build import build_task, build_trainer, finish
-from lightyard.runs.checkpoint_files import find_best_checkpoint
-from lightyard.runs.process import quiet_known_noise, quiet_weights_only_restore
 from lightyard.runs.results import logged_scalars, write_results
+from lightyard.runs.trained_run import open_trained_run
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint (default: the one the run ranked best); results in metrics.json."""
-    if "model" not in cfg or "data" not in cfg:
-        raise ConfigError("eval needs run_dir=<training run dir> or ckpt_path=<checkpoint in one>")
-    _internals.check()
-    check_compatible(cfg)
-    if cfg.get("print_config"):
-        print_config_tree(cfg)
-    quiet_known_noise()
-    quiet_weights_only_restore()
-    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else find_best_checkpoint(Path(cfg.run_dir))
+    ckpt = open_trained_run(cfg, "eval")
     log.info("Evaluating %s", ckpt)
 
     datamodule = instantiate(cfg.data, "data")

@@ -15,14 +15,12 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from lightyard import __version__, _internals
-from lightyard.config.fit import check_compatible
+from lightyard import __version__
 from lightyard.config.instantiate import instantiate
-from lightyard.config.tree import print_config_tree
 from lightyard.errors import ConfigError, RunFailed
 from lightyard.runs.build import build_task
-from lightyard.runs.checkpoint_files import find_best_checkpoint, read
-from lightyard.runs.process import quiet_known_noise
+from lightyard.runs.checkpoint_files import read
+from lightyard.runs.trained_run import open_trained_run
 
 log = logging.getLogger(__name__)
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt", "hf": "model"}
@@ -94,15 +92,8 @@ def load_weights(task, path: Path, trusted: bool) -> None:
 
 def export(cfg: DictConfig) -> Path:
     """Write the model and serving.json into the export's own output directory."""
-    if "model" not in cfg or "data" not in cfg:
-        raise ConfigError("export needs run_dir=<training run dir> or ckpt_path=<a .ckpt in one>")
-    _internals.check()
-    check_compatible(cfg)
-    if cfg.get("print_config"):
-        print_config_tree(cfg)
-    quiet_known_noise()
+    ckpt = open_trained_run(cfg, "export")
     fmt = str(cfg.format)
-    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else find_best_checkpoint(Path(cfg.run_dir))
     log.info("Exporting %s as %s", ckpt, fmt)
     datamodule = instantiate(cfg.data, "data")
     kind = getattr(datamodule, "input_kind", "image")

@@ -15,15 +15,10 @@ import torch
 from lightning.pytorch.callbacks import Callback, ProgressBar
 from omegaconf import DictConfig, open_dict
 
-from lightyard import _internals
-from lightyard.config.fit import check_compatible
 from lightyard.config.instantiate import instantiate, instantiate_all
-from lightyard.config.tree import print_config_tree
 from lightyard.data.predict import PredictionData, PredictionInputs
-from lightyard.errors import ConfigError
 from lightyard.runs.build import build_task, build_trainer, finish
-from lightyard.runs.checkpoint_files import find_best_checkpoint
-from lightyard.runs.process import quiet_known_noise, quiet_weights_only_restore
+from lightyard.runs.trained_run import open_trained_run
 
 log = logging.getLogger(__name__)
 # with more classes than this, rows carry the top_k classes instead of every probability
@@ -67,17 +62,9 @@ def _inputs(cfg: DictConfig, datamodule, language_model: bool) -> PredictionInpu
 
 def predict(cfg: DictConfig) -> Path:
     """Predict, then write the rows (rank 0); returns the predictions file."""
-    if "model" not in cfg or "data" not in cfg:
-        raise ConfigError("predict needs run_dir=<training run dir> or ckpt_path=<a .ckpt in one>")
-    _internals.check()
-    check_compatible(cfg)
-    if cfg.get("print_config"):
-        print_config_tree(cfg)
-    quiet_known_noise()
-    quiet_weights_only_restore()
+    ckpt = open_trained_run(cfg, "predict")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    ckpt = Path(cfg.ckpt_path) if cfg.get("ckpt_path") else find_best_checkpoint(Path(cfg.run_dir))
     log.info("Predicting with %s", ckpt)
     with open_dict(cfg):
         cfg.logger = None  # predict logs nothing: no empty runs in the trackers
@@ -163,7 +150,7 @@ def write_generations(output_dir: Path, rows, inputs: PredictionInputs, datamodu
             index = int(row["index"])
             record = {
                 "id": inputs.ids[index],
-                "prompt": (inputs.texts or [""] * (index + 1))[index],
+                "prompt": inputs.texts[index],
                 "continuation": datamodule.decode(row["tokens"].tolist()),
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -114,7 +114,7 @@ class Task(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if not self.strict_loading:
-            frozen = {f"{n}" for n, p in self.named_parameters() if not p.requires_grad}
+            frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
             state = checkpoint["state_dict"]
             for name in frozen & state.keys():
                 del state[name]
