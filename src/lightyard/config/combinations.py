@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from lightyard.config.fit import incompatibility
 from lightyard.config.hardware import visible_gpus
+from lightyard.config.lora import check_lora
 from lightyard.config.nodes import component_nodes, resolved
 from lightyard.config.problems import Problems, did_you_mean
 from lightyard.config.signatures import class_constant, signature_of
@@ -37,6 +38,7 @@ def check_combinations(cfg: DictConfig, problems: Problems) -> None:
     check_trainer_values(cfg, problems)
     check_hardware(cfg, problems)
     check_metrics(cfg, problems)
+    check_lora(cfg, problems)
 
 
 def check_fractions(cfg: DictConfig, problems: Problems) -> None:

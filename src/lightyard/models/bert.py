@@ -12,6 +12,7 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.models.bert.modeling_bert import BertLayer
 
+from lightyard.config.lora import lora_problems
 from lightyard.errors import ConfigError
 
 
@@ -64,6 +65,9 @@ class BertClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.lora = dict(lora or {})
+        if problems := lora_problems(self.lora):
+            key, problem, allowed, fix = problems[0]
+            raise ConfigError(f"{key}: {problem}. Allowed: {allowed}. Fix: {fix}.")
         # frozen weights may be left out of checkpoints only when they can be reloaded
         self.saves_frozen_weights = True
         self.bert = self._build(
