@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -150,6 +151,22 @@ def test_ctrl_c_saves_like_sigterm_and_says_how_to_resume(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
 
 
+def _wait_until_it_handles(pid: int, signals, timeout: float = 120) -> None:
+    """Until the process catches every one of `signals` (Linux's SigCgt mask): lightyard's
+    handlers are in place. A fixed sleep is not enough: under load the child may still be
+    importing the CLI, and a child of a pytest-xdist worker inherits SIGINT ignored (Python
+    then installs no KeyboardInterrupt handler), so an early Ctrl-C is simply lost."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        [mask] = [int(line.split()[1], 16) for line in status.splitlines()
+                  if line.startswith("SigCgt:")]  # fmt: skip
+        if all(mask >> (int(s) - 1) & 1 for s in signals):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never handled {signals}")
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 75), (signal.SIGINT, 130)])
 def test_a_signal_before_training_starts_is_one_message_and_its_code(tmp_path, signum, code):
     """While the run still starts (imports, composition, data): nothing to save, so it stops at
@@ -159,7 +176,8 @@ def test_a_signal_before_training_starts_is_one_message_and_its_code(tmp_path, s
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(1.0)  # started, still importing torch and Lightning
+    # the CLI's handlers are installed before torch and Lightning are imported
+    _wait_until_it_handles(proc.pid, (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT))
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-3000:]
