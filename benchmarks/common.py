@@ -10,7 +10,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lightyard.config.compose import compose_config as compose
 
@@ -21,7 +21,12 @@ def compose_config(overrides: list[str]) -> DictConfig:
     """The config `python train.py <overrides>` would run, writing into a temporary directory."""
     root = Path(tempfile.mkdtemp(prefix="lightyard-bench-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return compose(overrides, root=root, output_dir=root)
+    cfg = compose(overrides, root=root, output_dir=root)
+    # the paths resolve through Hydra's one process-wide runtime config, which the next
+    # compose replaces: fix them now, so that two configs in one process write apart
+    with open_dict(cfg):
+        cfg.paths = OmegaConf.to_container(cfg.paths, resolve=True)
+    return cfg
 
 
 def machine() -> str:
