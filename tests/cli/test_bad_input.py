@@ -35,6 +35,28 @@ CORPUS = [
     ("fractional_batch_size", ["data.batch_size=1.5"], ["data.batch_size", "integer"]),
     ("text_batch_size", ["data.batch_size=big"], ["data.batch_size", "integer"]),
     ("negative_workers", ["data.num_workers=-2"], ["data.num_workers", ">= 0"]),
+    ("zero_steps_per_batch", ["steps_per_batch=0"], ["steps_per_batch", "positive integer"]),
+    ("text_steps_per_batch", ["steps_per_batch=many"], ["steps_per_batch", "positive integer"]),
+    (
+        "steps_per_batch_with_accumulation",
+        ["steps_per_batch=4", "trainer.accumulate_grad_batches=2"],
+        ["trainer.accumulate_grad_batches", "steps_per_batch=1"],
+    ),
+    (
+        "steps_per_batch_with_clipping",
+        ["steps_per_batch=4", "trainer.gradient_clip_val=1.0"],
+        ["trainer.gradient_clip_val", "clips only the steps it takes itself"],
+    ),
+    (
+        "steps_per_batch_off_the_checkpoint_interval",
+        ["steps_per_batch=3"],
+        ["callbacks.step_checkpoint.every_n_train_steps", "multiple of 3", "=498"],
+    ),
+    (
+        "steps_per_batch_with_a_plateau_scheduler",
+        ["steps_per_batch=4", "scheduler=plateau"],
+        ["scheduler", "watches a metric"],
+    ),
     ("text_max_epochs", ["trainer.max_epochs=abc"], ["trainer.max_epochs", "integer"]),
     ("negative_max_epochs", ["trainer.max_epochs=-5"], ["trainer.max_epochs", ">= -1"]),
     ("bad_fraction", ["data.val_fraction=1.5"], ["data.val_fraction", "[0, 1)"]),

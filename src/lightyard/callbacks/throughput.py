@@ -48,6 +48,11 @@ def count_tokens(batch: Any) -> torch.Tensor | int:
     return 0
 
 
+def loaded_batches(pl_module, batch: Any) -> list[Any]:
+    """The loaded batches in a training batch: a group of them under steps_per_batch > 1."""
+    return batch if getattr(pl_module, "steps_per_batch", 1) > 1 else [batch]
+
+
 def meta_copy(module: nn.Module) -> nn.Module:
     """A copy of `module` whose parameters and buffers live on the meta device (no storage)."""
     memo: dict[int, Any] = {}
@@ -135,25 +140,27 @@ class ThroughputMonitor(Callback):
     def _lengths(self, tokens: Any) -> int | None:
         return int(tokens) if self._counts_tokens else None
 
-    def _add(self, stage: str, batch: Any) -> StageMeter:
+    def _add(self, stage: str, batches: list[Any]) -> StageMeter:
+        """`batches`: the loaded batches of one Lightning batch (several with steps_per_batch)."""
         meter = self._meters[stage]
         if self._counts_tokens is None:
-            inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
+            inputs = batches[0][0] if isinstance(batches[0], (list, tuple)) else batches[0]
             self._counts_tokens = isinstance(inputs, dict)
         if stage != "train" and meter.batches == 0:  # one rate over the stage: from its start
             meter.throughput.update(time=0.0, batches=0, samples=0, lengths=self._lengths(0))
-        meter.batches += 1
-        meter.samples += count_samples(batch)
-        meter.unflushed += 1
-        if self._counts_tokens:
-            meter.tokens = meter.tokens + count_tokens(batch)  # stays on the device
+        for batch in batches:
+            meter.batches += 1
+            meter.samples += count_samples(batch)
+            meter.unflushed += 1
+            if self._counts_tokens:
+                meter.tokens = meter.tokens + count_tokens(batch)  # stays on the device
         return meter
 
     def _flush(self, trainer, pl_module, stage: str, meter: StageMeter) -> None:
         """Read the meter (waiting for the device) and log what the window gives."""
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.synchronize()
-        # the FLOPs counted are a training step's (forward and backward)
+        # the FLOPs counted are a loaded batch's training step (forward and backward)
         flops = getattr(pl_module, "flops_per_batch", None) if stage == "train" else None
         meter.throughput.update(
             time=meter.elapsed(),
@@ -184,7 +191,7 @@ class ThroughputMonitor(Callback):
         self._measured = True
         backbone = getattr(pl_module, "backbone", pl_module)
         try:
-            flops = training_flops_per_batch(backbone, batch)
+            flops = training_flops_per_batch(backbone, loaded_batches(pl_module, batch)[0])
         except Exception as error:  # a backbone with an op the meta device lacks
             log.warning("FLOPs per batch could not be measured (%s); no FLOP/s or MFU", error)
             return
@@ -193,7 +200,7 @@ class ThroughputMonitor(Callback):
         log.info("Measured %.3g training FLOPs per batch and device", flops)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        meter = self._add("train", batch)
+        meter = self._add("train", loaded_batches(pl_module, batch))
         if _internals.loggers_write_this_step(trainer):  # a step that logs waits anyway
             self._flush(trainer, pl_module, "train", meter)
 
@@ -206,7 +213,7 @@ class ThroughputMonitor(Callback):
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, *args, **kwargs) -> None:
         if not trainer.sanity_checking:
-            self._add("val", batch)
+            self._add("val", [batch])
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or "val" not in self._meters:
@@ -222,7 +229,7 @@ class ThroughputMonitor(Callback):
         self._start(trainer, "test", window=2)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, *args, **kwargs) -> None:
-        self._add("test", batch)
+        self._add("test", [batch])
 
     def on_test_end(self, trainer, pl_module) -> None:
         meter = self._meters.pop("test", None)

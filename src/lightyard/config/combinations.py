@@ -39,6 +39,57 @@ def check_combinations(cfg: DictConfig, problems: Problems) -> None:
     check_hardware(cfg, problems)
     check_metrics(cfg, problems)
     check_lora(cfg, problems)
+    check_steps_per_batch(cfg, problems)
+
+
+def check_steps_per_batch(cfg: DictConfig, problems: Problems) -> None:
+    """steps_per_batch > 1 takes its optimizer steps itself (manual optimization): what
+    Lightning would do per step it cannot, and step counts must fall on a group's end."""
+    size = resolved(cfg, "steps_per_batch")
+    if not isinstance(size, int) or isinstance(size, bool):
+        return  # the schema reports the type
+    if size < 1:
+        problems.add(
+            "steps_per_batch", f"{size} optimizer steps per batch", "a positive integer",
+            "steps_per_batch=1 (one step per batch, Lightning's loop)",
+        )  # fmt: skip
+        return
+    if size == 1:
+        return
+    fix = "steps_per_batch=1"
+    accumulate = resolved(cfg, "trainer.accumulate_grad_batches")
+    if isinstance(accumulate, int) and accumulate != 1:
+        problems.add(
+            "trainer.accumulate_grad_batches",
+            f"{accumulate} with steps_per_batch={size}: each batch of a group is its own step",
+            "trainer.accumulate_grad_batches=1 with steps_per_batch > 1",
+            f"{fix}, or raise data.batch_size instead of accumulating",
+        )
+    if resolved(cfg, "trainer.gradient_clip_val") not in (None, 0, 0.0):
+        problems.add(
+            "trainer.gradient_clip_val",
+            f"gradient clipping with steps_per_batch={size}: Lightning clips only the steps it "
+            "takes itself",
+            "trainer.gradient_clip_val=null with steps_per_batch > 1",
+            f"{fix}, or trainer.gradient_clip_val=null",
+        )
+    if resolved(cfg, "scheduler.monitor"):
+        problems.add(
+            "scheduler",
+            f"a scheduler that watches a metric with steps_per_batch={size}",
+            "a step- or epoch-interval scheduler without a monitor (cosine, step, none)",
+            f"{fix}, or another scheduler, e.g. scheduler=cosine",
+        )
+    for name in cfg.get("callbacks") or {}:
+        every = resolved(cfg, f"callbacks.{name}.every_n_train_steps")
+        if isinstance(every, int) and not isinstance(every, bool) and every % size:
+            problems.add(
+                f"callbacks.{name}.every_n_train_steps",
+                f"{every} is not a multiple of steps_per_batch={size}: a checkpoint is saved "
+                "between groups, so it would be skipped",
+                f"a multiple of {size}",
+                f"callbacks.{name}.every_n_train_steps={max(size, every // size * size)}",
+            )
 
 
 def check_fractions(cfg: DictConfig, problems: Problems) -> None:

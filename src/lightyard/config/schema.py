@@ -26,6 +26,7 @@ ROOT_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "run_dir": ((str, type(None)), "a training run's directory"),
     "trusted_checkpoint": ((bool,), "true to load a checkpoint you trust with full pickle"),
     "keep_freed_memory": ((bool,), "true (hold freed CPU memory for the next step) or false"),
+    "steps_per_batch": ((int,), "a positive integer: optimizer steps per Lightning batch"),
     # predict.py and export.py
     "inputs": ((str, type(None)), "a folder of images or a file of texts, or null (test split)"),
     "text_column": ((str, type(None)), "the column of the texts in a CSV/TSV/JSONL file"),

@@ -31,7 +31,20 @@ def build_task(cfg: DictConfig) -> L.LightningModule:
         cfg.task, "task", backbone=backbone, optimizer=optimizer, scheduler=scheduler
     )
     task.compile_backbone = bool(cfg.get("compile"))
+    task.steps_per_batch = int(cfg.get("steps_per_batch") or 1)
+    task.automatic_optimization = task.steps_per_batch == 1
     return task
+
+
+def group_train_batches(datamodule: L.LightningDataModule, size: int) -> None:
+    """steps_per_batch > 1: the DataModule's training loader hands over `size` batches at a
+    time (lightyard.data.grouped), one optimizer step each (Task._steps_over_group)."""
+    if size <= 1:
+        return
+    from lightyard.data.grouped import GroupedBatches
+
+    loader = datamodule.train_dataloader
+    datamodule.train_dataloader = lambda: GroupedBatches(loader(), size)
 
 
 def build_strategy(trainer_cfg: Any, module) -> Any:

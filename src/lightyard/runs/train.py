@@ -18,6 +18,7 @@ from lightyard.runs.build import (
     build_fit_trainer,
     build_task,
     finish,
+    group_train_batches,
     log_global_batch,
     log_hyperparameters,
 )
@@ -50,6 +51,7 @@ def _train(cfg: DictConfig, signals: StopOutsideTraining) -> float | list[float]
     ckpt_path = fit_checkpoint(cfg)
     datamodule = instantiate(cfg.data, "data")
     task = build_task(cfg)
+    group_train_batches(datamodule, task.steps_per_batch)
     trainer = build_fit_trainer(cfg, task, datamodule=datamodule)
     log_global_batch(cfg, trainer)
     provenance.record(cfg, trainer, output_dir)

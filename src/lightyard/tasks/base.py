@@ -12,9 +12,10 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from lightyard import _internals
+from lightyard.data.grouped import GroupedBatches
 from lightyard.distributed.sharding import is_sharded
-from lightyard.tasks.metrics import WeightedMean
-from lightyard.tasks.optim import keep_kernel_choice, with_fused_kernels
+from lightyard.tasks.metrics import StepMetric, WeightedMean
+from lightyard.tasks.optim import drop_grads, keep_kernel_choice, with_fused_kernels
 
 STAGES = ("train", "val", "test")
 
@@ -37,11 +38,15 @@ class Task(L.LightningModule):
     `nn.Module.compile`, which keeps parameter names: no `_orig_mod.` in checkpoints.
 
     Logging stays off the training step: Lightning's `self.log` costs about a millisecond a call
-    (and a `log_dict` of torchmetrics twice that), so a step only adds its loss to a running
-    mean, `train/loss` is logged on the steps the loggers write, and every epoch-level value is
-    computed and logged once, at the epoch's end (`epoch_metrics`)."""
+    (and a `log_dict` of torchmetrics twice that), so a step only hands its loss (and a task's
+    predictions) to its stage's metrics, which update a few dozen steps at a time
+    (`StepMetric.defer`), `train/loss` is logged on the steps the loggers write, and every
+    epoch-level value is computed and logged once, at the epoch's end (`epoch_metrics`)."""
 
     compile_backbone: bool = False
+    # the root config's steps_per_batch: optimizer steps per Lightning batch (a group of loaded
+    # batches, lightyard.data.grouped); more than 1 takes the steps here (manual optimization)
+    steps_per_batch: int = 1
     # epoch-level values the progress bar shows (every task reports <stage>/loss and <stage>/acc)
     progress_bar_metrics: tuple[str, ...] = ("val/loss", "val/acc_best")
 
@@ -60,6 +65,9 @@ class Task(L.LightningModule):
         # loss means per stage (ModuleDict keys may not be "train": nn.Module.train), reduced
         # across ranks once, when the epoch ends
         self.stage_losses = nn.ModuleDict({f"{s}_": WeightedMean() for s in STAGES})
+        # the same metrics by stage name, looked up on every step without ModuleDict's
+        # key mangling (plain references: the ModuleDict registers them)
+        self.__dict__["losses_by_stage"] = {s: self.stage_losses[f"{s}_"] for s in STAGES}
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # in checkpoints: a resumed run keeps its best so far
         # a backbone whose frozen weights reload from elsewhere (LoRA on pretrained BERT) leaves
@@ -85,17 +93,65 @@ class Task(L.LightningModule):
             self.backbone.compile()
             self.backbone_compiled = True
 
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        """The loss of one batch, with the stage's metrics handed their part (tasks define it)."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        if self.automatic_optimization:
+            return self._step(batch, "train")
+        self._steps_over_group(batch)
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def _steps_over_group(self, group: list) -> None:
+        """One optimizer step per batch of the group, each as Lightning's automatic optimization
+        takes it: backward through the precision plugin and the strategy (the non-finite guard
+        and DDP's gradient sync run as usual), the step (skipped on the device by the guard),
+        gradients dropped, a step-interval scheduler stepped. Every step counts in
+        trainer.global_step."""
+        optimizer = self.optimizers()
+        scheduler = self.lr_schedulers() if self._steps_scheduler() else None
+        limit = self.trainer.max_steps
+        for batch in group:
+            if 0 <= limit <= self.trainer.global_step:
+                break  # max_steps within a group
+            loss = self._step(batch, "train")
+            self.manual_backward(loss)
+            optimizer.step()
+            drop_grads(optimizer)
+            if scheduler is not None:
+                scheduler.step()
+
+    def _steps_scheduler(self) -> bool:
+        spec = self.scheduler_spec
+        return bool(spec) and spec.get("interval", "epoch") == "step"
+
     def log_loss(self, stage: str, loss: torch.Tensor, weight) -> None:
         """Adds `loss` (a mean over `weight` samples or tokens) to the stage's epoch mean.
         `train/loss` is this rank's value on the steps the loggers write (no all-reduce)."""
         loss = loss.detach()
-        self.stage_losses[f"{stage}_"].update(loss, weight)
+        self.losses_by_stage[stage].defer(loss, weight)
         if stage == "train" and _internals.loggers_write_this_step(self.trainer):
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+
+    def stage_metrics(self, stage: str) -> list[StepMetric]:
+        """The metrics a stage's steps update (tasks add theirs)."""
+        return [self.losses_by_stage[stage]]
+
+    def flush_metrics(self, stage: str) -> None:
+        """Applies the stage's deferred updates: its metrics' states are then complete."""
+        for metric in self.stage_metrics(stage):
+            metric.flush()
 
     def epoch_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         """The stage's epoch-level values, each already reduced across ranks; tasks add theirs
         and reset their accumulators here."""
+        self.flush_metrics(stage)
         losses = self.stage_losses[f"{stage}_"]
         mean = losses.compute()
         losses.reset()
@@ -121,6 +177,7 @@ class Task(L.LightningModule):
         # A checkpoint saved mid-epoch carries the epoch's sums so far, summed over the ranks
         # (every rank dumps the checkpoint, rank 0 writes it), so that a resumed run's epoch
         # values (train/loss_epoch, train/acc) cover the whole epoch, not the part after it.
+        self.flush_metrics("train")
         checkpoint["lightyard_train_sums"] = {
             name: {key: _summed(value) for key, value in metric.metric_state.items()}
             for name, metric in self.train_sums().items()
@@ -149,6 +206,8 @@ class Task(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.log_epoch("train")
+        if not self.automatic_optimization and self.scheduler_spec and not self._steps_scheduler():
+            self.lr_schedulers().step()  # an epoch-interval schedule (Lightning steps it otherwise)
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.log_epoch("val")
@@ -167,6 +226,13 @@ class Task(L.LightningModule):
         if isinstance(batch, dict) and "index" in batch:
             return batch["inputs"]
         return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        if getattr(self.backbone, "reads_host_lengths", False):
+            from lightyard.models.rnn import with_host_lengths
+
+            batch = with_host_lengths(batch)
+        return batch
 
     def forward(self, inputs):
         if isinstance(inputs, dict):
@@ -188,7 +254,28 @@ class Task(L.LightningModule):
         # The step has applied the gradients: free them now rather than after the next forward
         # (where Lightning zeroes them), so that forward reuses their memory instead of holding
         # a model's worth of stale gradients at its activation peak.
-        optimizer.zero_grad(set_to_none=True)
+        drop_grads(optimizer)
+
+    def optimizer_zero_grad(self, epoch, batch_idx, optimizer) -> None:
+        """Nothing left to zero: every optimizer step drops its gradients (optimizer_step), and
+        Lightning zeroes only before the first batch of an accumulation window, right after
+        one. (Its zero_grad found nothing and cost about 0.15 ms a step.)"""
+
+    def _total_steps(self) -> int:
+        """The run's optimizer steps. Lightning counts batches, each a group of steps_per_batch
+        steps here (an epoch's last group may be shorter), while max_steps counts steps."""
+        trainer = self.trainer
+        estimated = int(trainer.estimated_stepping_batches)  # sets num_training_batches
+        if self.steps_per_batch == 1:
+            return max(1, estimated)
+        if trainer.max_epochs == -1 and trainer.max_steps != -1:
+            return trainer.max_steps
+        per_epoch = int(trainer.num_training_batches) * self.steps_per_batch
+        loader = trainer.train_dataloader
+        if isinstance(loader, GroupedBatches):  # the loaded batches an epoch's groups hold
+            per_epoch = min(per_epoch, len(loader.loader))
+        steps = per_epoch * max(trainer.max_epochs, 1)
+        return max(1, min(steps, trainer.max_steps) if trainer.max_steps != -1 else steps)
 
     def _optimizer_factory(self) -> Callable[..., Any]:
         """The configured optimizer, with fused kernels where torch has them and the config
@@ -203,7 +290,7 @@ class Task(L.LightningModule):
         factory = self.scheduler_spec["factory"]
         kwargs = {}
         if "total_steps" in inspect.signature(factory).parameters:
-            kwargs["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
+            kwargs["total_steps"] = self._total_steps()
         scheduler = {
             "scheduler": factory(optimizer, **kwargs),
             "interval": self.scheduler_spec.get("interval", "epoch"),

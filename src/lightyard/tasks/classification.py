@@ -33,24 +33,19 @@ class ClassificationTask(Task):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # confusion counts per stage (ModuleDict keys may not be "train": nn.Module.train)
         self.confusion = nn.ModuleDict({f"{s}_": ConfusionCounts(num_classes) for s in STAGES})
+        self.__dict__["confusion_by_stage"] = {s: self.confusion[f"{s}_"] for s in STAGES}
         self.confusion_matrix: torch.Tensor | None = None
 
     def _step(self, batch, stage: str):
         inputs, target = batch
         logits = self(inputs)
         loss = self.criterion(logits, target)
-        self.confusion[f"{stage}_"].update(logits.detach(), target)
+        self.confusion_by_stage[stage].defer(logits.detach().argmax(dim=-1), target)
         self.log_loss(stage, loss, weight=target.shape[0])
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+    def stage_metrics(self, stage: str):
+        return [*super().stage_metrics(stage), self.confusion_by_stage[stage]]
 
     def train_sums(self) -> dict[str, nn.Module]:
         return {**super().train_sums(), "confusion": self.confusion["train_"]}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightyard.tasks.base import STAGES, Task
-from lightyard.tasks.metrics import WeightedMean
+from lightyard.tasks.metrics import TokenAccuracy
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -46,19 +46,20 @@ class LanguageModelingTask(Task):
         self.temperature = temperature
         self.top_k = top_k
         # token-weighted next-token accuracy per stage (the losses are the base task's)
-        self.accuracies = nn.ModuleDict({f"{s}_": WeightedMean() for s in STAGES})
+        self.accuracies = nn.ModuleDict({f"{s}_": TokenAccuracy(IGNORE) for s in STAGES})
+        self.__dict__["accuracy_by_stage"] = {s: self.accuracies[f"{s}_"] for s in STAGES}
         self.sample: str | None = None
 
     def _step(self, batch, stage: str):
         inputs, target = batch
         logits = self(inputs)
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE)
-        counted = target != IGNORE
-        tokens = counted.sum()
-        correct = ((logits.argmax(dim=-1) == target) & counted).sum()
-        self.accuracies[f"{stage}_"].update(correct / tokens.clamp(min=1), weight=tokens)
-        self.log_loss(stage, loss, weight=tokens)
+        self.accuracy_by_stage[stage].defer(logits.detach().argmax(dim=-1), target)
+        self.log_loss(stage, loss, weight=(target != IGNORE).sum())
         return loss
+
+    def stage_metrics(self, stage: str):
+        return [*super().stage_metrics(stage), self.accuracy_by_stage[stage]]
 
     def train_sums(self) -> dict[str, nn.Module]:
         return {**super().train_sums(), "accuracy": self.accuracies["train_"]}
@@ -70,15 +71,6 @@ class LanguageModelingTask(Task):
         values.update({f"{stage}/ppl": torch.exp(mean_loss), f"{stage}/acc": accuracy.compute()})
         accuracy.reset()
         return values
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     @torch.no_grad()
     def generate(self, ids: torch.Tensor, new_tokens: int) -> torch.Tensor:

@@ -40,6 +40,20 @@ def with_fused_kernels(
     return functools.partial(factory, fused=True)
 
 
+def drop_grads(optimizer) -> None:
+    """`optimizer.zero_grad(set_to_none=True)` without its per-call cost (a profiler record and
+    a pass over the groups, about 0.1 ms a step in a training loop): the gradients of the
+    optimizer's parameters are set to None. An optimizer with a zero_grad of its own (Lightning's
+    wrapper around one included) gets that."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # Lightning's LightningOptimizer
+    if type(inner).zero_grad is not Optimizer.zero_grad:
+        inner.zero_grad(set_to_none=True)
+        return
+    for group in inner.param_groups:
+        for param in group["params"]:
+            param.grad = None
+
+
 def keep_kernel_choice(optimizer: Optimizer) -> None:
     """After a checkpoint's optimizer state is loaded: torch restores each parameter group's
     `fused`/`foreach` from the checkpoint, i.e. the kernel of the run that saved it (fused SGD
