@@ -86,7 +86,10 @@ class BertClassifier(nn.Module):
         if pretrained:
             try:
                 return BertForSequenceClassification.from_pretrained(
-                    pretrained, num_labels=num_classes, ignore_mismatched_sizes=True
+                    pretrained,
+                    num_labels=num_classes,
+                    ignore_mismatched_sizes=True,
+                    attn_implementation="sdpa",
                 )
             except OSError as error:
                 raise ConfigError(
@@ -104,6 +107,7 @@ class BertClassifier(nn.Module):
             hidden_dropout_prob=dropout,
             attention_probs_dropout_prob=dropout,
             num_labels=num_classes,
+            attn_implementation="sdpa",
         )
         return BertForSequenceClassification(config)
 
@@ -123,6 +127,11 @@ class BertClassifier(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if attention_mask is not None and attention_mask.dim() == 2:
+            # the (batch, 1, 1, length) mask SDPA reads (True: attend) that transformers would
+            # build itself, after reading the mask's values to see whether it may drop it (a
+            # host-device sync on every step); a prepared 4D mask is used as it is
+            attention_mask = attention_mask[:, None, None, :].bool()
         return self.bert(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).logits

@@ -10,6 +10,35 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from lightyard.errors import ConfigError
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class HostLengths:
+    """Sequence lengths kept on the host. pack_padded_sequence needs them there, and reading
+    them from a batch on the device would wait for the device on every step; the task computes
+    them from the batch before it moves (Task.on_before_batch_transfer), and Lightning's batch
+    transfer leaves what is neither a tensor nor a collection (a dataclass is one) where it is."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: torch.Tensor) -> None:
+        self.values = values
+
+
+def with_host_lengths(batch):
+    """`batch` with the HostLengths of every inputs dict that has an attention mask, added as
+    `lengths` (batches, groups of them and prediction batches alike)."""
+    if isinstance(batch, dict):
+        if "attention_mask" in batch and "input_ids" in batch:
+            if "lengths" in batch:
+                return batch
+            lengths = batch["attention_mask"].sum(dim=1).clamp(min=1)
+            return {**batch, "lengths": HostLengths(lengths)}
+        return {key: with_host_lengths(value) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(with_host_lengths(item) for item in batch)
+    return batch
+
+
 POOLINGS = ("last", "mean", "max")
 
 
@@ -32,6 +61,8 @@ class RecurrentLayer(nn.Module):
 
 class RecurrentClassifier(nn.Module):
     input_kind = "tokens"
+    # the task adds `lengths` (HostLengths) to each batch before it moves to the device
+    reads_host_lengths = True
     block_classes: tuple[type[nn.Module], ...] = (RecurrentLayer,)
 
     def __init__(
@@ -67,11 +98,18 @@ class RecurrentClassifier(nn.Module):
         """The same function without packed sequences, which exporters cannot trace."""
         return PaddedRecurrentClassifier(self)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        lengths: HostLengths | None = None,
+    ):
         batch, length = input_ids.shape
-        if attention_mask is None:
+        if lengths is not None:
+            lengths = lengths.values
+        elif attention_mask is None:
             lengths = torch.full((batch,), length, dtype=torch.long)
-        else:
+        else:  # called without the task: the lengths come back from the device
             lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
         x = self.dropout(self.embed(input_ids))
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)

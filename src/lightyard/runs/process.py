@@ -65,6 +65,15 @@ def quiet_known_noise() -> None:
         message=r".*isinstance\(treespec, LeafSpec\)",
         module=r"lightning\.pytorch\.utilities\._pytree",
     )
+    # the task's own batch hook (it keeps recurrent models' sequence lengths on the host,
+    # lightyard.models.rnn.HostLengths): Lightning uses it beside any DataModule that has none,
+    # and says so on every run
+    warnings.filterwarnings(
+        "ignore",
+        message=r"You have overridden `on_before_batch_transfer` in `LightningModule` but have "
+        r"passed in a `LightningDataModule`",
+        category=UserWarning,
+    )
     # peft asks a transformers model whether it checkpoints activations by a name that
     # transformers 5 renamed
     warnings.filterwarnings(
