@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # pytest workers; the launch tests start extra processes of their own
 JOBS ?= 2
 ARGS ?=
-BENCH_BACKBONES ?= cnn,resnet,lstm,transformer
+BENCH_WORKLOADS ?= tiny_cnn,small_cnn,cnn,resnet,lstm,transformer
 # the oldest Lightning pyproject.toml accepts (its `lightning>=X` floor), tested beside the newest
 OLDEST_LIGHTNING ?= $(shell sed -n 's/^ *"lightning>=\([0-9.]*\).*/\1/p' pyproject.toml)
 VENV_OLDEST ?= .venv-oldest
@@ -60,7 +60,8 @@ format: install ## apply ruff's fixes and formatting
 
 bench: install ## the CPU benchmarks (about 15 minutes on 2 cores; MNIST only with LIGHTYARD_MNIST=<idx files>); rewrites the README's results
 	$(BIN)/python -m benchmarks.cli_latency
-	$(BIN)/python -m benchmarks.overhead --backbones $(BENCH_BACKBONES)
+	$(BIN)/python -m benchmarks.overhead --workloads $(BENCH_WORKLOADS)
+	$(BIN)/python -m benchmarks.overhead --workloads tiny_cnn,small_cnn --breakdown
 	$(BIN)/python -m benchmarks.data_pipeline
 	$(BIN)/python -m benchmarks.time_to_accuracy
 	$(BIN)/python -m benchmarks.mnist_cnn
