@@ -24,13 +24,18 @@ def _check_before_start(config_name: str) -> None:
     """Validate the command line's config before Hydra makes a run directory (and before torch
     loads); `validate=true` stops here with exit code 0 when all is well."""
     from lightyard.config import validate
-    from lightyard.config.command_line import should_check
+    from lightyard.config.command_line import config_flags, should_check, with_search_path
 
     argv = sys.argv[1:]
     if not should_check(argv):
         return
+    # --config-dir adds to the search path and --config-name picks the root config, as Hydra
+    # will: the check composes the same config
+    dirs, name, argv = config_flags(argv)
+    if dirs:
+        argv = with_search_path(argv, dirs)
     try:
-        cfg = validate.check_command_line(config_dir(), config_name, argv)
+        cfg = validate.check_command_line(config_dir(), name or config_name, argv)
         check_checkpoints(cfg, config_name)
     except ConfigError as error:
         exit_with(error)
@@ -178,13 +183,27 @@ def _export_job(cfg: DictConfig):
 
 def _print_help_if_asked(config_name: str) -> None:
     if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        from lightyard.config.command_line import entry_command, searched_dirs
         from lightyard.config.help import help_text
+        from lightyard.config.project import find_project
 
-        script = Path(sys.argv[0]).name
-        script = f"python {script}" if script.endswith(".py") else script
         shown = config_name if config_name in AFTER_TRAINING else "train"
-        print(help_text(config_dir(), script, shown))
+        project = find_project()  # activate_project() has reported a bad one
+        own = project.config_dir if project else None
+        after = tuple(Path(d) for d in searched_dirs(sys.argv[1:]) if Path(d).is_dir())
+        print(help_text(config_dir(), entry_command(), shown, project=own, after=after))
         sys.exit(0)
+
+
+def activate_project() -> None:
+    """The user's project (lightyard.config.project) on the import path of this process and of
+    every process it starts; its configs join through Hydra's search path."""
+    from lightyard.config.project import ProjectError, activate, find_project
+
+    try:
+        activate(find_project())
+    except ProjectError as error:
+        exit_with(ConfigError(f"{error}"))
 
 
 def _main(job, config_name: str) -> None:
@@ -192,6 +211,7 @@ def _main(job, config_name: str) -> None:
     composition included) is one message and its exit code."""
     from lightyard.signals import StopOutsideTraining
 
+    activate_project()
     _print_help_if_asked(config_name)
     try:
         with StopOutsideTraining():
@@ -223,14 +243,15 @@ def train() -> None:
 
 def _after_training(job, config_name: str) -> None:
     """A job on a trained run: its saved config joins the composition (checked first)."""
+    from lightyard.config.command_line import with_search_path
     from lightyard.runs.run_dirs import eval_search_path_override
 
     try:
-        extra = eval_search_path_override(sys.argv[1:], config_name)
+        run_dir = eval_search_path_override(sys.argv[1:], config_name)
     except ConfigError as error:
         exit_with(error)
-    if extra:
-        sys.argv.append(extra)
+    if run_dir:
+        sys.argv[1:] = with_search_path(sys.argv[1:], [run_dir])
     _main(job, config_name)
 
 
@@ -247,3 +268,71 @@ def predict() -> None:
 def export() -> None:
     """`lightyard-export` / `python export.py run_dir=... format=onnx|torchscript|hf`."""
     _after_training(_export_job, "export")
+
+
+def _dashboard(study_dir: Path, host: str, port: int) -> None:
+    """optuna-dashboard on the study's SQLite file (it replaces this process)."""
+    import shutil
+
+    database = study_dir / "study.db"
+    if not database.is_file():
+        exit_with(
+            ConfigError(
+                f"dashboard: {study_dir} holds no study.db. Allowed: a sweep's study directory "
+                "(<log_dir>/<task>/studies/<study name>, printed when the sweep starts). Fix: "
+                "give that directory, or run optuna-dashboard <storage URL> for another storage"
+            )
+        )
+    # the one installed beside this interpreter (a venv's bin/, not on PATH), else PATH's
+    beside = Path(sys.executable).parent / "optuna-dashboard"
+    program = str(beside) if beside.is_file() else shutil.which("optuna-dashboard")
+    if program is None:
+        exit_with(
+            ConfigError(
+                "dashboard: optuna-dashboard is not installed. Fix: pip install "
+                "'lightyard[tracking]' (or pip install optuna-dashboard)"
+            )
+        )
+    url = f"sqlite:///{database.resolve()}"
+    print(f"lightyard: serving {url} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    os.execv(program, [program, url, "--host", host, "--port", str(port)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`lightyard init <dir>`: a new project of your own (lightyard.scaffold);
+    `lightyard dashboard <study dir>`: the study in optuna-dashboard."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="lightyard",
+        description="lightyard's project tools; runs start with lightyard-train, "
+        "lightyard-eval, lightyard-predict and lightyard-export.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser(
+        "init", help="a new project: a model, a DataModule, their configs, an experiment, "
+        "an Optuna search, a test and a README",
+    )  # fmt: skip
+    init.add_argument("directory", type=Path, help="a new or empty directory")
+    board = commands.add_parser(
+        "dashboard", help="serve an Optuna study directory's study.db with optuna-dashboard"
+    )
+    board.add_argument("study_dir", type=Path, help="a sweep's study directory (holds study.db)")
+    board.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    board.add_argument("--port", type=int, default=8080, help="port to serve on (8080)")
+    args = parser.parse_args(argv)
+    if args.command == "dashboard":
+        _dashboard(args.study_dir, args.host, args.port)
+        return
+    from lightyard.scaffold import init as scaffold
+    from lightyard.scaffold import package_name
+
+    try:
+        written = scaffold(args.directory)
+    except ConfigError as error:
+        exit_with(error)
+    name = package_name(args.directory)
+    print(f"lightyard: wrote {len(written)} files into {args.directory}:")
+    for path in written:
+        print(f"  {path.relative_to(args.directory)}")
+    print(f"Next: cd {args.directory} && lightyard-train experiment={name}")

@@ -102,18 +102,46 @@ def _header(script: str, first: str, more) -> list[str]:
     ]
 
 
-def help_text(config_dir: Path, script: str, config_name: str = "train") -> str:
+def help_text(
+    config_dir: Path,
+    script: str,
+    config_name: str = "train",
+    project: Path | None = None,
+    after: tuple[Path, ...] = (),
+) -> str:
+    """`project`: the config_dir of the user's project, whose options come first; `after`:
+    directories --config-dir or hydra.searchpath add, whose options come after lightyard's
+    (Hydra's order: a name lightyard has stays lightyard's)."""
     chosen = defaults(config_dir)
     first, *more = USAGE.get(config_name, USAGE["train"])
     if config_name in ("eval", "predict", "export"):
         return _after_training_help(config_dir, script, config_name, first, more)
     lines = [
         *_header(script, first, more),
-        "Config groups (group=option; * marks the default):",
-    ]
-    for group, options in groups(config_dir).items():
-        shown = [f"*{o}" if chosen.get(group) == o else o for o in options]
+        "Config groups (group=option; * marks the default"
+        + ("; + an option of yours, ! one of your project's that replaces lightyard's)"
+           if project or after else "):"),
+    ]  # fmt: skip
+    built_in = groups(config_dir)
+    own = groups(project) if project else {}
+    for folder in after:
+        for group, options in groups(folder).items():
+            known = set(built_in.get(group, []))
+            own.setdefault(group, []).extend(o for o in options if o not in known)
+    for group in sorted(built_in.keys() | own.keys(), key=lambda g: (g not in built_in, g)):
+        mine = set(own.get(group, []))
+        options = sorted(set(built_in.get(group, [])) | mine)
+        shown = []
+        for option in options:
+            mark = "*" if chosen.get(group) == option else ""
+            if option in mine:
+                mark += "!" if option in built_in.get(group, []) else "+"
+            shown.append(f"{mark}{option}")
         lines.append(f"  {group}: {', '.join(shown)}")
+    if project:
+        lines += ["", f"Your project's configs: {project} (they win over lightyard's own)."]
+    for folder in after:
+        lines += [f"Also searched: {folder} (after lightyard's own)."]
     lines += [
         "",
         f"The composed config, without running: {script} --cfg job",

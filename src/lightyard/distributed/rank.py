@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     configure_rank_logging(int(os.environ.get("LOCAL_RANK", "1")))
     from omegaconf import OmegaConf, open_dict
 
+    from lightyard.config.project import activate, find_project
+
+    activate(find_project())  # rank 0 named the project in LIGHTYARD_PROJECT
+
     from lightyard import runs
     from lightyard.distributed.launcher import close_process_group
     from lightyard.errors import ConfigError, Preempted, RunFailed, exit_with
