@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -33,7 +34,10 @@ def _study(directions: list[str]) -> optuna.Study:
     return study
 
 
-def test_single_objective_report(tmp_path, capsys):
+def test_single_objective_report(tmp_path, capsys, monkeypatch):
+    # the sweep was started as `python train.py ... --config-dir my_conf`: the printed
+    # command names that entry point and keeps where the configs are
+    monkeypatch.setattr(sys, "argv", ["/repo/train.py", "-m", "--config-dir", "my_conf"])
     study = _study(["maximize"])
     report = write_report(study, tmp_path, ["val/acc_best"], ["trainer.max_epochs=3"], plots=True)
     assert report["counts"] == {"COMPLETE": 3, "PRUNED": 1, "FAIL": 1}
@@ -42,7 +46,7 @@ def test_single_objective_report(tmp_path, capsys):
     assert rows[3]["epochs"] == "1" and "code 2" in rows[4]["reason"]
     best = study.best_trial
     [line] = (tmp_path / "best_overrides.txt").read_text().splitlines()
-    assert line.startswith("python train.py trainer.max_epochs=3 ")
+    assert line.startswith("python train.py --config-dir=my_conf trainer.max_epochs=3 ")
     assert f"optimizer.lr={best.params['optimizer.lr']!r}" in line
     assert f"'model.channels={best.params['model.channels']}'" in line  # a list, shell-quoted
     out = capsys.readouterr().out

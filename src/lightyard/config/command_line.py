@@ -3,18 +3,94 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 # Flags after which Hydra prints something and runs no job.
 HELP_FLAGS = frozenset(
     {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
 )
-# Flags that change what is composed in ways the pre-run check does not follow (yet). A sweep
-# (-m) is checked as its first job before it starts, and each job again when it runs.
+# Flags that change what is composed in ways the pre-run check does not follow: a config path
+# that replaces lightyard's own (-cp), a rerun of a pickled job, Hydra's --cfg helpers. A sweep
+# (-m) is checked as its first job before it starts, and each job again when it runs;
+# --config-dir and --config-name are followed (config_flags).
 UNCHECKED_FLAGS = frozenset(
-    {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-     "--experimental-rerun", "--resolve", "-p", "--package"}
+    {"--config-path", "-cp", "--experimental-rerun", "--resolve", "-p", "--package"}
 )  # fmt: skip
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+CONFIG_NAME_FLAGS = ("--config-name", "-cn")
+SEARCH_PATH = "hydra.searchpath="
+
+
+def config_flags(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """(directories --config-dir adds, the --config-name, argv without those flags)."""
+    dirs, name, rest = [], None, []
+    args = iter(argv)
+    for arg in args:
+        flag, eq, value = arg.partition("=")
+        if flag in CONFIG_DIR_FLAGS + CONFIG_NAME_FLAGS:
+            value = value if eq else next(args, "")
+            if flag in CONFIG_DIR_FLAGS:
+                dirs.append(value)
+            else:
+                name = value
+        else:
+            rest.append(arg)
+    return dirs, name, rest
+
+
+def with_search_path(argv: list[str], dirs: list[str]) -> list[str]:
+    """argv with `dirs` added to Hydra's search path: joined to a hydra.searchpath override
+    the command line has (two would replace each other), else one new override, placed
+    before any flag (Hydra reads overrides given after `--cfg job` as unknown arguments)."""
+    urls = [d if "://" in d else f"file://{Path(d).resolve()}" for d in dirs]
+    for i, arg in enumerate(argv):
+        if arg.lstrip("+").startswith(SEARCH_PATH):
+            given = arg.split("=", 1)[1].strip().removeprefix("[").removesuffix("]")
+            listed = [p.strip() for p in given.split(",") if p.strip()]
+            merged = [*listed, *(u for u in urls if u not in listed)]
+            return [*argv[:i], f"{SEARCH_PATH}[{','.join(merged)}]", *argv[i + 1 :]]
+    first_flag = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    override = f"{SEARCH_PATH}[{','.join(urls)}]"
+    return [*argv[:first_flag], override, *argv[first_flag:]]
+
+
+def searched_dirs(argv: list[str]) -> list[str]:
+    """The local directories a command line adds to Hydra's search path (--config-dir,
+    hydra.searchpath=[file://...])."""
+    dirs, _, rest = config_flags(argv)
+    for arg in rest:
+        if arg.lstrip("+").startswith(SEARCH_PATH):
+            listed = arg.split("=", 1)[1].strip().removeprefix("[").removesuffix("]")
+            for entry in (p.strip() for p in listed.split(",")):
+                if entry.startswith("file://"):
+                    dirs.append(entry.removeprefix("file://"))
+    return dirs
+
+
+def entry_command(argv0: str | None = None) -> str:
+    """How the user started this process, for the command lines lightyard prints: the console
+    script (lightyard-train) or `python <script>.py`."""
+    import sys
+
+    script = Path(argv0 or sys.argv[0]).name
+    return f"python {script}" if script.endswith(".py") else script
+
+
+def replay_command(argv: list[str] | None = None) -> str:
+    """The start of a command line that composes as this one did: the entry point, and the
+    flags and overrides that say where configs are (--config-dir, --config-name,
+    hydra.searchpath), which a sweep's list of overrides does not hold."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv if argv is None else argv)
+    dirs, name, rest = config_flags(argv[1:])
+    parts = [entry_command(argv[0])]
+    parts += [f"--config-dir={shlex.quote(d)}" for d in dirs]
+    parts += [f"--config-name={shlex.quote(name)}"] if name else []
+    parts += [shlex.quote(a) for a in rest if a.lstrip("+").startswith(SEARCH_PATH)]
+    return " ".join(parts)
 
 
 def _flags(argv: list[str]) -> set[str]:

@@ -74,7 +74,18 @@ def check_component(key: str, node: DictConfig, problems: Problems) -> None:
                 f"{key}._target_",
                 f"`{target}` names no importable module",
                 "a dotted path such as lightyard.models.cnn.SimpleCNN",
-                "check the spelling, or install the package that provides it",
+                "check the spelling, or install the package that provides it; a module of your "
+                "own project is found from the project's directory (its [tool.lightyard] "
+                "python_path) or the working directory",
+            )
+        elif (names := _names_defined(target)) is not None:
+            module, _, name = target.rpartition(".")
+            problems.add(
+                f"{key}._target_",
+                f"`{module}` has no `{name}`",
+                f"a class or function that {module} defines: "
+                + (", ".join(sorted(n for n in names if not n.startswith("_"))[:12]) or "none"),
+                did_you_mean(name, names) or f"check the name in {module_file(module)}",
             )
         return
     partial = bool(node.get("_partial_", False))
@@ -141,6 +152,40 @@ def _check_range(key: str, name: str, found: Any, problems: Problems) -> None:
     too_high = high is not None and (found >= high if high_excluded else found > high)
     if too_low or too_high:
         problems.add(key, f"{found!r} is out of range", allowed, f"set {key} to {allowed}")
+
+
+def _names_defined(target: str) -> set[str] | None:
+    """The top-level names of the target's module, read from its source, when the target's own
+    name is not among them; None when it is, or when the module cannot be read that way (no
+    source, a star import or a module __getattr__ that may provide any name)."""
+    import ast
+
+    module, _, name = target.rpartition(".")
+    file = module_file(module)
+    if file is None or file.suffix != ".py":
+        return None
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif not isinstance(node, (ast.Expr, ast.Pass)):
+            return None  # names bound under if/try/for: not followed
+    if "__getattr__" in names or name in names:
+        return None
+    if file.name == "__init__.py" and any(file.parent.glob(f"{name}.*")):
+        return None  # a submodule
+    return names
 
 
 def _module_missing(target: str) -> bool:

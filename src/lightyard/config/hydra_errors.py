@@ -7,6 +7,7 @@ import difflib
 
 from omegaconf import DictConfig, OmegaConf
 
+from lightyard.config.command_line import entry_command
 from lightyard.config.components import SUPPLIED_IN_CODE
 from lightyard.config.problems import Problems, did_you_mean
 from lightyard.config.signatures import signature_of
@@ -28,7 +29,7 @@ def explain_hydra_error(error: Exception, overrides: list[str], problems: Proble
             problems.add(
                 group,
                 f"has no option `{option}`",
-                ", ".join(options) or "see python train.py --help",
+                ", ".join(options) or f"see {entry_command()} --help",
                 (suggestion + " " if suggestion else "") + f"pick one: {group}=<option>",
             )
             return bad
@@ -47,7 +48,7 @@ def explain_hydra_error(error: Exception, overrides: list[str], problems: Proble
             problems.add(
                 group,
                 f"{group}=null names no option, but every run builds a {group}",
-                f"one of the {group} options python train.py --help lists",
+                f"one of the {group} options {entry_command()} --help lists",
                 f"pick one, e.g. {group}=default",
             )
             return named
@@ -59,7 +60,7 @@ def explain_hydra_error(error: Exception, overrides: list[str], problems: Proble
             problems.add(
                 key,
                 f"{value!r} does not fit it: {cause}",
-                "a value of the key's type (see python train.py --cfg hydra for Hydra's keys)",
+                f"a value of the key's type (see {entry_command()} --cfg hydra for Hydra's keys)",
                 f"correct the value of {key}",
             )
             return named
@@ -79,7 +80,7 @@ def suggest_keys(cfg: DictConfig, problems: Problems) -> None:
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
         if not isinstance(node, DictConfig) or leaf in node:
-            problems.add(key, cause, "see python train.py --cfg job", "fix the override")
+            problems.add(key, cause, f"see {entry_command()} --cfg job", "fix the override")
             continue
         options = {str(k) for k in node.keys() if k != "hydra" and not str(k).startswith("_")}
         target = node.get("_target_")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lightyard.config.command_line import entry_command
 from lightyard.config.nodes import missing_keys, value
 from lightyard.config.problems import Problems, did_you_mean
 
@@ -89,7 +90,7 @@ def check_required_groups(cfg: DictConfig, problems: Problems) -> None:
             problems.add(
                 group,
                 f"is not set (removed with ~{group}, or {group}=null), but every run builds one",
-                f"one of the {group} options python train.py --help lists",
+                f"one of the {group} options {entry_command()} --help lists",
                 f"pick one, e.g. {group}={DEFAULT_OPTIONS.get(group, '<option>')}",
             )
 
@@ -131,6 +132,6 @@ def check_choices(choices: dict, problems: Problems) -> None:
             problems.add(
                 str(group),
                 f"`{option}` is a base other {group} options are built on, not an option",
-                f"the options python train.py --help lists for {group}",
+                f"the options {entry_command()} --help lists for {group}",
                 f"pick one: {group}=<option>",
             )

@@ -11,8 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightyard.config.after_training import check_export, check_predict
 from lightyard.config.combinations import check_combinations
+from lightyard.config.command_line import entry_command
 from lightyard.config.components import check_component
 from lightyard.config.hydra_errors import explain_hydra_error, suggest_keys
+from lightyard.config.interpolations import check_interpolations
 from lightyard.config.nodes import component_nodes
 from lightyard.config.paths import check_paths, check_writable
 from lightyard.config.problems import Problems
@@ -41,6 +43,7 @@ def check(
     check_choices(choices or {}, problems)
     check_required_groups(cfg, problems)
     check_missing(cfg, problems)
+    check_interpolations(cfg, problems)
     if allowed_keys is not None:
         check_root(cfg, allowed_keys, problems)
     for key, node in component_nodes(cfg):
@@ -84,7 +87,7 @@ def compose(config_dir: Path, config_name: str, overrides: list[str]) -> DictCon
         if cfg is not None:
             suggest_keys(cfg, problems)
         for key, _, cause in problems.unknown_keys:
-            problems.add(key, cause, "see python train.py --cfg job", "fix the override")
+            problems.add(key, cause, f"see {entry_command()} --cfg job", "fix the override")
         problems.raise_if_any()
         raise ConfigError("the config could not be composed; run with LIGHTYARD_TRACEBACK=1")
     return cfg

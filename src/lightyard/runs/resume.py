@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lightyard.config.command_line import with_search_path
 from lightyard.errors import ConfigError
 from lightyard.runs.run_dirs import has_checkpoint, saved_config
 
@@ -131,15 +132,15 @@ def resume_arguments(argv: list[str]) -> list[str] | None:
         if _value([a], "resume") is None and _value([a], "hydra.run.dir") is None
     ]
     flags = [a for a in argv if a.startswith("-")]
-    return [
-        *flags,
+    overrides = [
         *kept,
         f"resume={run_dir}",
         f"hydra.run.dir={run_dir}",
-        f"hydra.searchpath=[file://{run_dir}]",
         # the run's own .hydra/ (its config and first overrides) is never rewritten
         f"hydra.output_subdir=.hydra/{launch_subdir(run_dir)}",
     ]
+    # the saved config joins the search path (with any the command line gives)
+    return [*flags, *with_search_path(overrides, [str(run_dir)])]
 
 
 def launch_subdir(run_dir: Path) -> str:

@@ -25,8 +25,9 @@ def run_dir_of_checkpoint(ckpt_path: str) -> Path:
 
 
 def eval_search_path_override(argv: list[str], job: str = "eval") -> str | None:
-    """The Hydra override that makes the trained run's saved config part of eval's composition.
-    Everything is checked here, before Hydra makes eval's own output directory."""
+    """The directory to add to Hydra's search path so that the trained run's saved config is
+    part of the job's composition (None: help was asked). Everything is checked here, before
+    Hydra makes the job's own output directory."""
     values = dict(arg.split("=", 1) for arg in argv if arg.startswith(("run_dir=", "ckpt_path=")))
     run_dir, ckpt = values.get("run_dir"), values.get("ckpt_path")
     if not run_dir and ckpt:
@@ -58,7 +59,7 @@ def eval_search_path_override(argv: list[str], job: str = "eval") -> str | None:
             "missing). Allowed: a run that saved checkpoints/*.ckpt. Fix: train it with "
             "callbacks.model_checkpoint on, or resume it until it saves one"
         )
-    return f"hydra.searchpath=[file://{Path(run_dir).resolve()}]"
+    return str(Path(run_dir).resolve())
 
 
 def has_checkpoint(run_dir: Path) -> bool:

@@ -69,9 +69,13 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
     Console(width=max(80, sum(widths) + 4)).print(table)
 
 
-def best_commands(study, base: Sequence[str], script: str = "python train.py") -> list[str]:
+def best_commands(study, base: Sequence[str], script: str | None = None) -> list[str]:
     """Ready-to-run command lines: the sweep's fixed overrides plus the best trial's parameters
-    (every trial on the Pareto front for several objectives)."""
+    (every trial on the Pareto front for several objectives), after `script` (default: the
+    entry point this sweep was started with and where its configs are)."""
+    from lightyard.config.command_line import replay_command
+
+    script = script or replay_command()
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not complete:
         return []
