@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,3 +44,79 @@ def test_wheel_ships_configs_and_console_scripts(tmp_path):
         [sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True
     )
     assert out.stdout.strip() == str(site / "lightyard" / "conf")
+
+
+def test_a_project_of_ones_own_from_an_installed_wheel(tmp_path):
+    """The acceptance path of a new user: lightyard installed non-editably (its wheel, outside
+    the checkout), `lightyard init`, then train, eval, resume and an Optuna sweep over the
+    project's own hyperparameter, all from the project's directory and with no PYTHONPATH of
+    the project's; its mistakes exit 2, and its own model/cnn.yaml wins over the built-in."""
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*build, "-q", "-w", str(wheels), str(REPO)], check=True, timeout=300)
+    [wheel] = wheels.glob("lightyard-*.whl")
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
+    subprocess.run([*install, str(wheel)], check=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}  # the wheel's lightyard, not the checkout
+    env.pop("LIGHTYARD_PROJECT", None)
+
+    def run(*args: str, cwd, timeout: float = 300):
+        script, *rest = args
+        return subprocess.run(
+            [str(site / "bin" / script), *rest], cwd=cwd, env=env, capture_output=True,
+            text=True, timeout=timeout,
+        )  # fmt: skip
+
+    done = run("lightyard", "init", str(tmp_path / "exp"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    project = tmp_path / "exp"
+    quick = ["experiment=exp", "trainer.max_epochs=1", "callbacks.rich_progress_bar=null"]
+
+    trained = run("lightyard-train", *quick, f"hydra.run.dir={project / 'run'}", cwd=project)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    metrics = json.loads((project / "run" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    source = (project / "run" / ".hydra" / "config.yaml").read_text()
+    assert "exp.models.MLP" in source
+
+    evaluated = run("lightyard-eval", f"run_dir={project / 'run'}", "--cfg", "job", cwd=project)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    evaluated = run("lightyard-eval", f"run_dir={project / 'run'}", cwd=project)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+
+    import torch
+
+    def epochs_done() -> int:
+        return torch.load(project / "run/checkpoints/last.ckpt", weights_only=True)["epoch"]
+
+    before = epochs_done()
+    resumed = run(
+        "lightyard-train", f"resume={project / 'run'}", "trainer.max_epochs=2", cwd=project
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert epochs_done() > before  # the second epoch, trained by the resumed run
+
+    sweep = run(
+        "lightyard-train", "-m", *quick, "hparams_search=exp_optuna",
+        "hydra.sweeper.n_trials=2", f"paths.log_dir={project / 'logs'}", cwd=project,
+        timeout=600,
+    )  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    [best] = (project / "logs").rglob("best_overrides.txt")
+    line = best.read_text().splitlines()[0]
+    assert line.startswith("lightyard-train ") and "model.hidden=" in line, line
+
+    for mistake, words in (
+        ("model.hiden=3", "did you mean `model.hidden`"),
+        ("model._target_=exp.models.MPL", "has no `MPL`"),
+        ("model.hidden=${data.widht}", "`data.widht`"),
+    ):
+        done = run("lightyard-train", "experiment=exp", mistake, cwd=project)
+        assert done.returncode == 2 and words in done.stderr, (mistake, done.stderr[-2000:])
+
+    (project / "conf/model/cnn.yaml").write_text(
+        "# the project's own cnn\n_target_: exp.models.MLP\nchannels: ${data.channels}\n"
+        "image_size: ${data.image_size}\nnum_classes: ${data.num_classes}\nhidden: 5\n"
+    )
+    shown = run("lightyard-train", "--cfg", "job", cwd=project)
+    assert shown.returncode == 0 and "exp.models.MLP" in shown.stdout, shown.stderr
