@@ -85,3 +85,94 @@ def wandb_logger(
         }
     )
     return WandbLogger(save_dir=save_dir, offline=bool(offline), log_model=log_model, **shown)
+
+
+MLFLOW_RUN_FILE = "mlflow_run_id"
+
+
+def mlflow_logger(
+    experiment_name: str = "lightyard",
+    tracking_uri: str | None = None,
+    save_dir: str = ".",
+    run_name: str | None = None,
+    tags: dict | list | None = None,
+    log_model: bool = False,
+    **kwargs,
+):
+    """Lightning's MLFlowLogger, one MLflow run per job:
+
+    - `tracking_uri` null: MLFLOW_TRACKING_URI, else a SQLite store under the run's log
+      directory (no server needed). Credentials come from MLflow's own environment variables
+      (MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN), never from the config.
+    - The jobs of a sweep share the tag `lightyard.sweep` (the Optuna study's name, or the
+      sweep directory), and their run names start with it.
+    - The run's id is kept in the run directory (`mlflow_run_id`), so `resume=` (same
+      directory) continues the same MLflow run; parameters the resumed run changes are
+      recorded as tags (MLflow never changes a logged parameter).
+    - `log_model` stays off by default: Lightning's checkpoint logging to MLflow has known
+      trouble (Lightning #20932, #20540), and lightyard's checkpoints live in the run directory.
+    A failed job's run ends FAILED (Lightning finalizes its loggers with "failed")."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    class ResumableMLFlowLogger(MLFlowLogger):
+        resumed = False
+
+        def log_hyperparams(self, params) -> None:
+            if not self.resumed:
+                return super().log_hyperparams(params)
+            flat = _flattened(dict(params))
+            logged = self.experiment.get_run(self.run_id).data.params
+            new = {k: v for k, v in flat.items() if k not in logged}
+            changed = {k: v for k, v in flat.items() if k in logged and str(v)[:250] != logged[k]}
+            if new:
+                super().log_hyperparams(new)
+            for key, value in changed.items():
+                self.experiment.set_tag(self.run_id, f"lightyard.resumed.{key}", str(value)[:250])
+
+    run_dir = Path(save_dir)
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not tracking_uri:
+        tracking_uri = f"sqlite:///{(run_dir.parent / 'mlflow.db').resolve()}"
+    tags = dict(tags) if isinstance(tags, dict) else {"tags": ",".join(tags or [])}
+    sweep = sweep_group()
+    if sweep:
+        tags["lightyard.sweep"] = sweep
+        run_name = run_name or f"{sweep}-{run_dir.name}"
+    tags["lightyard.run_dir"] = str(run_dir.resolve())
+    id_file = run_dir / MLFLOW_RUN_FILE
+    run_id = id_file.read_text().strip() if id_file.is_file() else None
+    logger = ResumableMLFlowLogger(
+        experiment_name=experiment_name,
+        run_name=run_name or run_dir.name,
+        tracking_uri=tracking_uri,
+        tags=redact(tags),
+        log_model=log_model,
+        run_id=run_id,
+        **kwargs,
+    )
+    logger.resumed = run_id is not None
+    return logger
+
+
+def _flattened(params: dict, prefix: str = "") -> dict:
+    """Nested parameters as the keys Lightning's MLFlowLogger writes (`model/hidden`)."""
+    flat = {}
+    for key, value in params.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(_flattened(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def remember_mlflow_run(trainer) -> None:
+    """Writes the MLflow run's id into the run directory (rank 0, once the run exists), for a
+    later resume= of the same directory."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, MLFlowLogger) and trainer.is_global_zero and logger.run_id:
+            path = Path(trainer.default_root_dir) / MLFLOW_RUN_FILE
+            if not path.is_file():
+                path.write_text(logger.run_id + "\n")

@@ -24,6 +24,7 @@ from lightyard.runs.build import (
 )
 from lightyard.runs.checkpoints import fit_checkpoint
 from lightyard.runs.failures import FAILED_FILE
+from lightyard.runs.loggers import remember_mlflow_run
 from lightyard.runs.process import prepare_process
 from lightyard.runs.results import logged_scalars, optimized_value, write_results
 from lightyard.signals import StopOutsideTraining
@@ -56,6 +57,7 @@ def _train(cfg: DictConfig, signals: StopOutsideTraining) -> float | list[float]
     log_global_batch(cfg, trainer)
     provenance.record(cfg, trainer, output_dir)
     log_hyperparameters(cfg, task, trainer)
+    remember_mlflow_run(trainer)
 
     failed = True
     try:
