@@ -33,7 +33,12 @@ def test_sweep_writes_study_and_report_and_a_rerun_continues_it(tmp_path):
     for name in ("optimization_history", "param_importances"):
         assert (folder / f"{name}.png").stat().st_size > 1000
         assert (folder / f"{name}.html").is_file()
-    assert "Best trial" in out.stdout and "python train.py hparams_search=tiny" in out.stdout
+    assert "Best trial" in out.stdout
+    # the printed command replays: the entry point, the search path the sweep was given, its
+    # overrides
+    best = (folder / "best_overrides.txt").read_text().splitlines()[0]
+    assert best.startswith("python train.py 'hydra.searchpath=[file://"), best
+    assert " hparams_search=tiny" in best and best in out.stdout
     first = {t.number: t for t in load_study(tmp_path).trials}
     assert sorted(first) == [0, 1, 2, 3]
     assert all(t.state.name == "COMPLETE" for t in first.values())

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
@@ -14,13 +16,26 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-def test_wheel_ships_configs_and_console_scripts(tmp_path):
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
+def _wheel(tmp_path) -> Path:
+    """lightyard's wheel, built from the checkout."""
+    wheels = tmp_path / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
     subprocess.run([*build, "-q", "-w", str(wheels), str(REPO)], check=True, timeout=300)
     [wheel] = wheels.glob("lightyard-*.whl")
+    return wheel
+
+
+def _installed_wheel(tmp_path) -> Path:
+    """lightyard's wheel installed, non-editably, into a folder of its own (its dependencies
+    are this environment's); returns that folder."""
+    wheel, site = _wheel(tmp_path), tmp_path / "site"
     install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
     subprocess.run([*install, str(wheel)], check=True, timeout=300)
+    return site
+
+
+def test_wheel_ships_configs_and_console_scripts(tmp_path):
+    site = _installed_wheel(tmp_path)
     assert (site / "lightyard" / "conf" / "train.yaml").is_file()
 
     elsewhere = tmp_path / "elsewhere"
@@ -46,24 +61,42 @@ def test_wheel_ships_configs_and_console_scripts(tmp_path):
     assert out.stdout.strip() == str(site / "lightyard" / "conf")
 
 
+def _fresh_venv_with_wheel(tmp_path) -> Path:
+    """A new virtual environment with lightyard's wheel installed into it, non-editably. Its
+    dependencies (torch and the rest, gigabytes) are this environment's, seen through a .pth
+    file; lightyard itself is only the wheel's (the checkout's editable install comes after the
+    venv's own packages). Returns the venv's bin/."""
+    wheel, venv = _wheel(tmp_path), tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    own = subprocess.run([python, "-c", purelib], capture_output=True, text=True, check=True)
+    theirs = sysconfig.get_paths()["purelib"]
+    Path(own.stdout.strip(), "zz_dependencies.pth").write_text(
+        f"import site; site.addsitedir({theirs!r})\n"
+    )
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
+    subprocess.run([*install, "--no-deps", str(wheel)], check=True, timeout=300)
+    return venv / "bin"
+
+
 def test_a_project_of_ones_own_from_an_installed_wheel(tmp_path):
-    """The acceptance path of a new user: lightyard installed non-editably (its wheel, outside
-    the checkout), `lightyard init`, then train, eval, resume and an Optuna sweep over the
-    project's own hyperparameter, all from the project's directory and with no PYTHONPATH of
-    the project's; its mistakes exit 2, and its own model/cnn.yaml wins over the built-in."""
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*build, "-q", "-w", str(wheels), str(REPO)], check=True, timeout=300)
-    [wheel] = wheels.glob("lightyard-*.whl")
-    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
-    subprocess.run([*install, str(wheel)], check=True, timeout=300)
-    env = {**os.environ, "PYTHONPATH": str(site)}  # the wheel's lightyard, not the checkout
-    env.pop("LIGHTYARD_PROJECT", None)
+    """The acceptance path of a new user: lightyard's wheel installed non-editably into a fresh
+    venv, a project directory outside the checkout, `lightyard init`, then train, eval, resume
+    and an Optuna sweep over the project's own hyperparameter, with no PYTHONPATH; its mistakes
+    exit 2, and its own model/cnn.yaml wins over the built-in."""
+    bin_dir = _fresh_venv_with_wheel(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LIGHTYARD_PROJECT")}
+    probe = "import lightyard.config.compose as c; print(c.config_dir())"
+    answer = subprocess.run(
+        [bin_dir / "python", "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert answer.stdout.strip().startswith(str(tmp_path / "venv")), answer  # the wheel's
 
     def run(*args: str, cwd, timeout: float = 300):
         script, *rest = args
         return subprocess.run(
-            [str(site / "bin" / script), *rest], cwd=cwd, env=env, capture_output=True,
+            [str(bin_dir / script), *rest], cwd=cwd, env=env, capture_output=True,
             text=True, timeout=timeout,
         )  # fmt: skip
 

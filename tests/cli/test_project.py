@@ -115,3 +115,18 @@ def test_the_scaffolds_parts_meet_the_contracts(project, monkeypatch):
     images, labels = next(iter(data.train_dataloader()))
     assert model(images).shape == (images.shape[0], 4) and labels.dtype.is_floating_point is False
     assert SimpleCNN.input_kind == "image" and GPT.input_kind == "lm"
+
+
+def test_steps_per_batch_on_several_processes_needs_a_datamodule_that_shards_itself(project):
+    (project / "my_exp/plain_data.py").write_text(
+        "import lightning as L\n\n\nclass PlainData(L.LightningDataModule):\n"
+        '    input_kind = "image"\n'
+    )
+    several = [
+        "experiment=my_exp", "steps_per_batch=2", "trainer=ddp", "trainer.devices=2",
+        "trainer.accelerator=cpu", "callbacks.step_checkpoint.every_n_train_steps=10",
+    ]  # fmt: skip
+    done = _run(project, "lightyard-train", *several, "data._target_=my_exp.plain_data.PlainData")
+    assert done.returncode == 2 and "does not shard itself" in done.stderr, done.stderr
+    ok = _run(project, "lightyard-train", *several, "validate=true")  # SplitDataModule shards
+    assert ok.returncode == 0, ok.stderr

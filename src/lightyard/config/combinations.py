@@ -11,7 +11,7 @@ from lightyard.config.hardware import visible_gpus
 from lightyard.config.lora import check_lora
 from lightyard.config.nodes import component_nodes, resolved
 from lightyard.config.problems import Problems, did_you_mean
-from lightyard.config.signatures import class_constant, signature_of
+from lightyard.config.signatures import class_constant, inherited_constant, signature_of
 
 PRECISIONS = {
     "64",
@@ -79,6 +79,21 @@ def check_steps_per_batch(cfg: DictConfig, problems: Problems) -> None:
             f"a scheduler that watches a metric with steps_per_batch={size}",
             "a step- or epoch-interval scheduler without a monitor (cosine, step, none)",
             f"{fix}, or another scheduler, e.g. scheduler=cosine",
+        )
+    devices, nodes = resolved(cfg, "trainer.devices"), resolved(cfg, "trainer.num_nodes")
+    several = (isinstance(devices, int) and (devices > 1 or devices == -1)) or (
+        isinstance(nodes, int) and nodes > 1
+    )
+    target = resolved(cfg, "data._target_")
+    if several and isinstance(target, str) and inherited_constant(target, "shards_itself") is None:
+        problems.add(
+            "steps_per_batch",
+            f"steps_per_batch={size} on several processes with {target}, which does not shard "
+            "itself: the grouped loader is not a DataLoader, so Lightning gives it no "
+            "distributed sampler and every rank would read the same batches",
+            "a DataModule with `shards_itself = True` (lightyard.data.base.SplitDataModule and "
+            "every built-in one), or one process",
+            f"{fix}, or base the DataModule on lightyard.data.base.SplitDataModule",
         )
     for name in cfg.get("callbacks") or {}:
         every = resolved(cfg, f"callbacks.{name}.every_n_train_steps")

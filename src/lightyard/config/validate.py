@@ -13,6 +13,7 @@ from lightyard.config.after_training import check_export, check_predict
 from lightyard.config.combinations import check_combinations
 from lightyard.config.command_line import entry_command
 from lightyard.config.components import check_component
+from lightyard.config.fit import incompatibility
 from lightyard.config.hydra_errors import explain_hydra_error, suggest_keys
 from lightyard.config.interpolations import check_interpolations
 from lightyard.config.nodes import component_nodes
@@ -43,7 +44,8 @@ def check(
     check_choices(choices or {}, problems)
     check_required_groups(cfg, problems)
     check_missing(cfg, problems)
-    check_interpolations(cfg, problems)
+    if incompatibility(cfg) is None:  # else the model reads keys this data has not: one answer
+        check_interpolations(cfg, problems)
     if allowed_keys is not None:
         check_root(cfg, allowed_keys, problems)
     for key, node in component_nodes(cfg):
