@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+# launches the console scripts (subprocesses): the full suite, not the quick subset
+pytestmark = pytest.mark.slow
 
 
 def _run(project: Path, script: str, *args: str, timeout: float = 120):
