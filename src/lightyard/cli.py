@@ -181,29 +181,30 @@ def _export_job(cfg: DictConfig):
     return _run(job, cfg, _check_job)
 
 
-def _print_help_if_asked(config_name: str) -> None:
+def _print_help_if_asked(config_name: str, project=None) -> None:
     if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
         from lightyard.config.command_line import entry_command, searched_dirs
         from lightyard.config.help import help_text
-        from lightyard.config.project import find_project
 
         shown = config_name if config_name in AFTER_TRAINING else "train"
-        project = find_project()  # activate_project() has reported a bad one
         own = project.config_dir if project else None
         after = tuple(Path(d) for d in searched_dirs(sys.argv[1:]) if Path(d).is_dir())
         print(help_text(config_dir(), entry_command(), shown, project=own, after=after))
         sys.exit(0)
 
 
-def activate_project() -> None:
+def activate_project():
     """The user's project (lightyard.config.project) on the import path of this process and of
-    every process it starts; its configs join through Hydra's search path."""
+    every process it starts; its configs join through Hydra's search path. Returns it (None
+    outside a project)."""
     from lightyard.config.project import ProjectError, activate, find_project
 
     try:
-        activate(find_project())
+        project = find_project()
     except ProjectError as error:
         exit_with(ConfigError(f"{error}"))
+    activate(project)
+    return project
 
 
 def _main(job, config_name: str) -> None:
@@ -211,8 +212,8 @@ def _main(job, config_name: str) -> None:
     composition included) is one message and its exit code."""
     from lightyard.signals import StopOutsideTraining
 
-    activate_project()
-    _print_help_if_asked(config_name)
+    project = activate_project()
+    _print_help_if_asked(config_name, project)
     try:
         with StopOutsideTraining():
             resolvers.register()

@@ -39,15 +39,24 @@ def config_flags(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
     return dirs, name, rest
 
 
+def _is_search_path(arg: str) -> bool:
+    return arg.lstrip("+").startswith(SEARCH_PATH)
+
+
+def _search_path_entries(arg: str) -> list[str]:
+    """The entries of a `hydra.searchpath=[a,b]` override."""
+    given = arg.split("=", 1)[1].strip().removeprefix("[").removesuffix("]")
+    return [p.strip() for p in given.split(",") if p.strip()]
+
+
 def with_search_path(argv: list[str], dirs: list[str]) -> list[str]:
     """argv with `dirs` added to Hydra's search path: joined to a hydra.searchpath override
     the command line has (two would replace each other), else one new override, placed
     before any flag (Hydra reads overrides given after `--cfg job` as unknown arguments)."""
     urls = [d if "://" in d else f"file://{Path(d).resolve()}" for d in dirs]
     for i, arg in enumerate(argv):
-        if arg.lstrip("+").startswith(SEARCH_PATH):
-            given = arg.split("=", 1)[1].strip().removeprefix("[").removesuffix("]")
-            listed = [p.strip() for p in given.split(",") if p.strip()]
+        if _is_search_path(arg):
+            listed = _search_path_entries(arg)
             merged = [*listed, *(u for u in urls if u not in listed)]
             return [*argv[:i], f"{SEARCH_PATH}[{','.join(merged)}]", *argv[i + 1 :]]
     first_flag = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
@@ -60,11 +69,12 @@ def searched_dirs(argv: list[str]) -> list[str]:
     hydra.searchpath=[file://...])."""
     dirs, _, rest = config_flags(argv)
     for arg in rest:
-        if arg.lstrip("+").startswith(SEARCH_PATH):
-            listed = arg.split("=", 1)[1].strip().removeprefix("[").removesuffix("]")
-            for entry in (p.strip() for p in listed.split(",")):
-                if entry.startswith("file://"):
-                    dirs.append(entry.removeprefix("file://"))
+        if _is_search_path(arg):
+            dirs += [
+                e.removeprefix("file://")
+                for e in _search_path_entries(arg)
+                if e.startswith("file://")
+            ]
     return dirs
 
 
@@ -89,7 +99,7 @@ def replay_command(argv: list[str] | None = None) -> str:
     parts = [entry_command(argv[0])]
     parts += [f"--config-dir={shlex.quote(d)}" for d in dirs]
     parts += [f"--config-name={shlex.quote(name)}"] if name else []
-    parts += [shlex.quote(a) for a in rest if a.lstrip("+").startswith(SEARCH_PATH)]
+    parts += [shlex.quote(a) for a in rest if _is_search_path(a)]
     return " ".join(parts)
 
 

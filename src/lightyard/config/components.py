@@ -9,7 +9,12 @@ from omegaconf import DictConfig
 
 from lightyard.config.nodes import is_component, value
 from lightyard.config.problems import Problems, did_you_mean
-from lightyard.config.signatures import describe_and_check, module_file, signature_of
+from lightyard.config.signatures import (
+    describe_and_check,
+    module_file,
+    module_tree,
+    signature_of,
+)
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -161,12 +166,8 @@ def _names_defined(target: str) -> set[str] | None:
     import ast
 
     module, _, name = target.rpartition(".")
-    file = module_file(module)
-    if file is None or file.suffix != ".py":
-        return None
-    try:
-        tree = ast.parse(file.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+    tree = module_tree(module)
+    if tree is None:
         return None
     names: set[str] = set()
     for node in tree.body:
@@ -183,6 +184,7 @@ def _names_defined(target: str) -> set[str] | None:
             return None  # names bound under if/try/for: not followed
     if "__getattr__" in names or name in names:
         return None
+    file = module_file(module)
     if file.name == "__init__.py" and any(file.parent.glob(f"{name}.*")):
         return None  # a submodule
     return names

@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from lightyard.config.problems import Problems, did_you_mean
+from lightyard.config.problems import Problems, closest
 
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.\-]+)\}")
 
@@ -46,15 +46,15 @@ def check_interpolations(cfg: DictConfig, problems: Problems) -> None:
             refs = [r for r in REFERENCE.findall(text) if _absent(cfg, r)]
             if refs:
                 ref = refs[0]
-                last = ref.rpartition(".")[2]
-                hint = did_you_mean(last, _siblings(cfg, ref))
+                parent, _, last = ref.rpartition(".")
+                near = closest(last, _siblings(cfg, ref))
                 problems.add(
                     key,
                     f"`{text}` refers to `{ref}`, which the config does not have",
                     "an interpolation of a key the composed config holds (a group reads "
                     "another's, e.g. ${data.num_classes})",
-                    f"{hint} ({key}=${{{ref.rpartition('.')[0]}.{_close(hint)}}})"
-                    if hint
+                    f"did you mean `{near}`? ({key}=${{{parent}.{near}}})"
+                    if near
                     else f"add `{last}` to the config that should provide it (e.g. +{ref}=...), or "
                     f"set {key} to a value",
                 )
@@ -65,11 +65,6 @@ def check_interpolations(cfg: DictConfig, problems: Problems) -> None:
                     "an interpolation of keys the config holds, or a registered resolver",
                     f"fix or replace {key}",
                 )
-
-
-def _close(hint: str) -> str:
-    """The key a did-you-mean names."""
-    return hint.split("`")[1] if "`" in hint else hint
 
 
 def _absent(cfg: DictConfig, dotted: str) -> bool:

@@ -25,6 +25,12 @@ class Problems:
             raise ConfigError(f"the config has {head}; nothing was run.\n\n{text}")
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str:
+def closest(word: str, options: Iterable[str]) -> str | None:
+    """The option nearest to a misspelt `word`, or None when none is near."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = closest(word, options)
+    return f"did you mean `{close}`?" if close else ""

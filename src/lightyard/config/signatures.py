@@ -57,6 +57,18 @@ def _parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
+def module_tree(dotted: str) -> ast.Module | None:
+    """The parsed source of a module (cached with the signatures' own), or None when it has no
+    readable Python source."""
+    file = module_file(dotted)
+    if file is None or file.suffix != ".py":
+        return None
+    try:
+        return _parse(file)
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+
+
 def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     if not node.level:
         return node.module or ""
