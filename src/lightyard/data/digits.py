@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch.utils.data import TensorDataset
 
 from lightyard.data.base import SplitDataModule, check_fixed_shape
+from lightyard.data.device import DeviceLoaders, Normalize
 from lightyard.data.loaders import seeded_split
 from lightyard.data.predict import image_inputs, image_serving
 
 
-class DigitsDataModule(SplitDataModule):
+class DigitsDataModule(DeviceLoaders, SplitDataModule):
     """1,797 grey 8x8 digits held in memory as tensors, split train/val/test by a fixed seed.
     `channels`, `image_size` and `num_classes` are the set's own (1, 8, 10): stated in the
-    config for other groups to read, and checked."""
+    config for other groups to read, and checked. With `loader` "device" (the default) batches
+    are cut on the training device; "per_sample" serves the same values through a DataLoader."""
 
     input_kind = "image"
 
@@ -30,8 +33,10 @@ class DigitsDataModule(SplitDataModule):
         channels: int = 1,
         image_size: int = 8,
         num_classes: int = 10,
+        loader: Literal["device", "per_sample"] = "device",
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
+        self.loader = loader
         check_fixed_shape(
             "digits",
             channels=(channels, 1),
@@ -48,12 +53,18 @@ class DigitsDataModule(SplitDataModule):
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+        pixels = torch.tensor(digits.images, dtype=torch.uint8).unsqueeze(1)  # 0..16
+        images = pixels.float() / 16.0
         labels = torch.tensor(digits.target, dtype=torch.long)
         train, val, test = seeded_split(len(labels), self.fractions, self.split_seed)
         # standardise with the training split's statistics only
         mean, std = images[train].mean(), images[train].std()
         self.mean, self.std = float(mean), float(std)
+        if self.loader == "device":
+            parts = {"train": train, "val": val, "test": test}
+            splits = {name: (pixels[idx], labels[idx]) for name, idx in parts.items()}
+            self.hold(splits, Normalize([mean], [std], scale=16.0))
+            return
         images = (images - mean) / std
         for name, idx in (("train", train), ("val", val), ("test", test)):
             self.datasets[name] = TensorDataset(images[idx], labels[idx])

@@ -33,6 +33,14 @@ def shard(trainer) -> tuple[int, int]:
     return int(trainer.global_rank), int(trainer.world_size)
 
 
+def order_seed(world: int) -> int:
+    """The seed of the training order: the run's (torch.initial_seed) on one process; under DDP
+    the seed every rank shares (seed_everything sets it; 0 when the run has none)."""
+    if world == 1:
+        return torch.initial_seed()
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
 def order_sampler(size: int, shuffle: bool, rank: int = 0, world: int = 1) -> Sampler[int] | None:
     """The order a split's samples are read in, the same whatever the global RNG holds (dropout
     draws from it, and a resume restores it), so a mid-epoch resume sees exactly the batches an
@@ -45,13 +53,12 @@ def order_sampler(size: int, shuffle: bool, rank: int = 0, world: int = 1) -> Sa
 
     None: the loader's own sequential order (one process, no shuffle)."""
     if world == 1:
-        return EpochShuffle(size, torch.initial_seed()) if shuffle else None
+        return EpochShuffle(size, order_seed(world)) if shuffle else None
     indices = range(size)
     if shuffle:
         from torch.utils.data import DistributedSampler
 
-        # the same seed on every rank (seed_everything sets it; 0 when the run has none)
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        seed = order_seed(world)
         return DistributedSampler(indices, num_replicas=world, rank=rank, shuffle=True, seed=seed)
     from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Literal
 
 from torch.utils.data import Subset
 
 from lightyard.data.base import SplitDataModule, check_fixed_shape
+from lightyard.data.device import DeviceLoaders, Normalize, to_layout
 from lightyard.data.loaders import seeded_split
 from lightyard.data.predict import image_inputs, image_serving
 from lightyard.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 TORCHVISION_DATASETS = ("MNIST", "FashionMNIST", "CIFAR10")
 
@@ -85,9 +90,11 @@ def load_image(path: str):
         ) from None
 
 
-class ImageDataModule(SplitDataModule):
+class ImageDataModule(DeviceLoaders, SplitDataModule):
     """Image files read through one transform (resize, channels, normalisation): new images
-    for `predict`, and the same steps written down for serving."""
+    for `predict`, and the same steps written down for serving. With `loader` "device" the
+    splits are held as uint8 tensors on the training device and batched there (data.device);
+    "per_sample" reads them through torchvision's transforms in loader workers."""
 
     input_kind = "image"
 
@@ -97,6 +104,7 @@ class ImageDataModule(SplitDataModule):
         """`transform` for evaluation, prediction and serving; `train_transform` adds the
         training split's augmentation."""
         self.channels, self.image_size = channels, image_size
+        self.shift, self.hflip = shift, hflip
         self.mean = list(mean or [0.5] * channels)
         self.std = list(std or [0.5] * channels)
         self.transform = image_transform(channels, image_size, self.mean, self.std)
@@ -137,8 +145,10 @@ class TorchvisionDataModule(ImageDataModule):
         std: list[float] | None = None,
         shift: int = 0,
         hflip: bool = False,
+        loader: Literal["device", "per_sample"] = "device",
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        self.loader = loader
         self.dataset_class = _dataset_class(dataset, verify)
         check_fixed_shape(dataset, num_classes=(num_classes, 10))
         self.name = dataset
@@ -175,13 +185,33 @@ class TorchvisionDataModule(ImageDataModule):
             return
         full = self._open(train=True)
         train, val = seeded_split(len(full), [self.val_fraction], self.split_seed)
+        self.classes = list(full.classes)
+        if self.loader == "device":
+            test = self._open(train=False)
+            images, labels = self._as_tensors(full)
+            self.hold(
+                {
+                    "train": (images[train], labels[train]),
+                    "val": (images[val], labels[val]),
+                    "test": self._as_tensors(test),
+                },
+                Normalize(self.mean, self.std),
+            )
+            return
         augmented = self._open(train=True, transform=self.train_transform)
         self.datasets = {
             "train": Subset(augmented, train.tolist()),
             "val": Subset(full, val.tolist()),
             "test": self._open(train=False),
         }
-        self.classes = list(full.classes)
+
+    def _as_tensors(self, dataset):
+        """The set's own uint8 array (torchvision keeps MNIST's as a tensor, CIFAR's as numpy)
+        in the configured channels and size."""
+        import torch
+
+        images = to_layout(torch.as_tensor(dataset.data), self.channels, self.image_size)
+        return images, torch.as_tensor(dataset.targets, dtype=torch.long)
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -207,8 +237,12 @@ class ImageFolderDataModule(ImageDataModule):
         std: list[float] | None = None,
         shift: int = 0,
         hflip: bool = False,
+        loader: Literal["device", "per_sample"] = "device",
+        device_max_gb: float = 4.0,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        self.loader = loader
+        self.device_max_gb = device_max_gb
         self.root = root
         self.test_root = test_root
         self.num_classes = num_classes
@@ -238,6 +272,11 @@ class ImageFolderDataModule(ImageDataModule):
         if self.datasets:
             return
         full = self._folder(self.root, "data.root")
+        self.classes = full.classes
+        if self.loader == "device" and self._fits_in_memory(full):
+            self._hold_decoded(full)
+            return
+        self.loader = "per_sample"
         augmented = self._folder(self.root, "data.root", self.train_transform)
         parts = seeded_split(len(full), self.fractions, self.split_seed)
         self.datasets = {
@@ -246,4 +285,60 @@ class ImageFolderDataModule(ImageDataModule):
         }
         if self.test_root:
             self.datasets["test"] = self._folder(self.test_root, "data.test_root")
-        self.classes = full.classes
+
+    def _fits_in_memory(self, folder) -> bool:
+        count = len(folder) + (
+            len(self._folder(self.test_root, "data.test_root")) if self.test_root else 0
+        )
+        gb = count * self.channels * self.image_size**2 / 2**30
+        if gb <= self.device_max_gb:
+            return True
+        log.warning(
+            "data.root: %d images decode to %.1f GB at %dx%d, over data.device_max_gb=%s: they "
+            "are read per sample instead (data.loader=per_sample). For sets this large, prepare "
+            "shards once and stream them (python prepare.py, data=streaming)",
+            count,
+            gb,
+            self.image_size,
+            self.image_size,
+            self.device_max_gb,
+        )
+        return False
+
+    def _hold_decoded(self, full) -> None:
+        """Every image decoded once (in data.num_workers processes), resized and converted."""
+        parts = seeded_split(len(full), self.fractions, self.split_seed)
+        images, labels = decode_all(full, self.channels, self.image_size, self.num_workers)
+        splits = {
+            name: (images[idx], labels[idx])
+            for name, idx in zip(("train", "val", "test"), parts, strict=False)
+        }
+        if self.test_root:
+            test = self._folder(self.test_root, "data.test_root")
+            splits["test"] = decode_all(test, self.channels, self.image_size, self.num_workers)
+        self.hold(splits, Normalize(self.mean, self.std))
+
+
+def decode_all(folder, channels: int, image_size: int, workers: int):
+    """An ImageFolder's images as one uint8 tensor (N, channels, size, size) and its labels,
+    decoded by `workers` loader processes, with a progress bar."""
+    import torch
+    from rich.progress import track
+    from torchvision import transforms
+
+    folder.transform = transforms.Compose(
+        [
+            transforms.Resize((image_size, image_size)),
+            transforms.Grayscale(1) if channels == 1 else transforms.Lambda(_to_rgb),
+            transforms.PILToTensor(),
+        ]
+    )
+    images = torch.empty((len(folder), channels, image_size, image_size), dtype=torch.uint8)
+    labels = torch.empty(len(folder), dtype=torch.long)
+    batches = torch.utils.data.DataLoader(folder, batch_size=256, num_workers=workers)
+    start = 0
+    for batch, targets in track(batches, description="Decoding images once", transient=True):
+        images[start : start + len(batch)] = batch
+        labels[start : start + len(batch)] = targets
+        start += len(batch)
+    return images, labels
