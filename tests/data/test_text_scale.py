@@ -354,3 +354,17 @@ def test_a_char_model_trains_on_a_txt_file_through_the_cli_and_logs_bpb(tmp_path
         expected = results[f"{stage}/loss"] / math.log(2) * ratio
         assert results[f"{stage}/bpb"] == pytest.approx(expected, rel=1e-4)
     assert math.isfinite(results["train/bpb"])
+
+
+def test_jsonl_streams_the_rows_pandas_reads_and_names_a_bad_line(text_files, tmp_path):
+    source = FileSource(str(text_files["docs_jsonl"]), label_column=None)
+    streamed = ["".join(p.text for p in source.streams(50)["train"]())]
+    assert streamed == ["".join(source.load()["train"].texts)]
+    assert sum(p.last for p in source.streams(50)["train"]()) == len(source.load()["train"].texts)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": "oops"\n')
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2 is not JSON"):
+        list(FileSource(str(bad), label_column=None).streams()["train"]())
+    bad.write_text('{"text": "fine"}\n{"body": "no text"}\n')
+    with pytest.raises(DataError, match=r"line 2 has no text \(key 'text'\)"):
+        list(FileSource(str(bad), label_column=None).streams()["train"]())

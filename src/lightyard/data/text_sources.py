@@ -330,15 +330,47 @@ class FileSource:
             )
         return result
 
+    def _jsonl_texts(self, split: str, path: Path) -> Iterator[str]:
+        """The text of each JSONL record, a line at a time; a line that is not a JSON object
+        with the text column is a DataError naming the file and line."""
+        import json
+
+        key = f"data.source.{split}={path}"
+        column = self.text_column
+        try:
+            with path.open(encoding=self.encoding) as file:
+                for number, line in enumerate(file, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise DataError(
+                            f"{key}: line {number} is not JSON ({error.msg}). Allowed: one JSON "
+                            "object per line. Fix: repair that line"
+                        ) from None
+                    if not isinstance(record, dict) or record.get(column) is None:
+                        raise DataError(
+                            f"{key}: line {number} has no text (key {column!r}). Allowed: a "
+                            "text in every record. Fix: fill or remove that line, or set "
+                            "data.source.text_column"
+                        )
+                    yield str(record[column])
+        except UnicodeDecodeError as error:
+            raise _undecodable(f"data.source.{split}", path, self.encoding, error) from None
+
     def streams(self, limit: int = PIECE_CHARS) -> Streams:
-        """Each split as a stream of pieces, a file at a time: .txt files a line at a time,
-        the table formats a whole file at a time (each row a document)."""
+        """Each split as a stream of pieces, a file at a time: .txt and JSONL files a line at a
+        time, the other table formats a whole file at a time (each row a document)."""
         files = self.split_files()
 
         def stream(split: str) -> Iterator[Piece]:
             for file in files[split]:
-                if self._format(str(file)) == "txt":
+                fmt = self._format(str(file))
+                if fmt == "txt":
                     yield from txt_pieces(file, self.encoding, f"data.source.{split}", limit)
+                elif fmt == "jsonl" and not self.label_column:
+                    yield from text_pieces(self._jsonl_texts(split, file), limit)
                 else:
                     yield from text_pieces(self._read(split, str(file)).texts, limit)
 
