@@ -358,11 +358,14 @@ class LanguageModelingDataModule(TokenDataModule):
         split = None
         for piece in pieces:
             if split is None:
-                bucket = stable_bucket(f"{self.split_seed}:{piece.text}", 10_000)
-                split = "val" if held_out and bucket < threshold else "train"
+                held = held_out and self._bucket(piece.text) < threshold
+                split = "val" if held else "train"
             yield split, piece
             if piece.last:
                 split = None
+
+    def _bucket(self, text: str) -> int:
+        return stable_bucket(f"{self.split_seed}:{text}", 10_000)
 
     def build_cache(self, folder: Path) -> tuple[Encoder, dict[str, Any]]:
         streams = split_streams(self.source, min(PIECE_CHARS, self._chunk_chars()))
