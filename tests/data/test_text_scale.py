@@ -368,3 +368,14 @@ def test_jsonl_streams_the_rows_pandas_reads_and_names_a_bad_line(text_files, tm
     bad.write_text('{"text": "fine"}\n{"body": "no text"}\n')
     with pytest.raises(DataError, match=r"line 2 has no text \(key 'text'\)"):
         list(FileSource(str(bad), label_column=None).streams()["train"]())
+
+
+def test_tokenize_corpus_builds_the_cache_a_run_reads(tmp_path):
+    from lightyard.data.text import tokenize_corpus
+
+    _write_corpus(tmp_path / "corpus")
+    folder = tokenize_corpus(str(tmp_path / "corpus"), str(tmp_path / "cache"), tokenizer="byte")
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["dtype"] == "uint16" and meta["tokenizer_size"] == 261
+    dm = _lm(tmp_path, str(tmp_path / "corpus"), tokenizer="byte", vocab_size=8000)
+    assert dm.cache_folder() == folder

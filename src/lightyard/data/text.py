@@ -477,3 +477,26 @@ class LanguageModelingDataModule(TokenDataModule):
 
     def decode(self, ids: list[int]) -> str:
         return self.encoder().decode(list(ids))
+
+
+def tokenize_corpus(
+    train: str | list[str],
+    cache_dir: str,
+    val: str | list[str] | None = None,
+    tokenizer: str = "bpe",
+    vocab_size: int = 8000,
+    **kwargs: Any,
+) -> Path:
+    """Tokenizes local text files (a file, directory, glob or list, as data.source.train takes)
+    into the language-modeling token cache exactly as `data=text_files_lm` does, and returns the
+    cache folder: for benchmarks and notebooks. `kwargs` are the DataModule's (block_size,
+    tokenize_chunk_mb, tokenizer_train_mb, lowercase, val_fraction, ...)."""
+    from lightyard.data.text_sources import FileSource
+
+    kwargs.setdefault("lowercase", False)
+    source = FileSource(train, val, label_column=None)
+    datamodule = LanguageModelingDataModule(
+        source, cache_dir, vocab_size, tokenizer=tokenizer, **kwargs
+    )
+    datamodule.prepare_data()
+    return datamodule.cache_folder()
