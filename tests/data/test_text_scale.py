@@ -379,3 +379,35 @@ def test_tokenize_corpus_builds_the_cache_a_run_reads(tmp_path):
     assert meta["dtype"] == "uint16" and meta["tokenizer_size"] == 261
     dm = _lm(tmp_path, str(tmp_path / "corpus"), tokenizer="byte", vocab_size=8000)
     assert dm.cache_folder() == folder
+
+
+@pytest.mark.parametrize(
+    ("data", "train", "message"),
+    [
+        ("text_files_lm", "corpus/*.md", r"data.source.train: the glob .*\*.md matches no file"),
+        ("text_files_lm", "empty_dir", r"the directory .*empty_dir holds no \*.txt file"),
+        ("text_files_lm", ["corpus/part0.txt", "no/such.txt"], r"no/such.txt does not exist"),
+        ("text_files", "corpus/part0.txt", r"part0.txt is a .txt file, which holds no labels"),
+        ("text_files", "corpus", r"corpus is not a file"),
+    ],
+)
+def test_bad_text_inputs_are_found_before_the_run(data, train, message, cfg_factory, tmp_path):
+    from lightyard.config import validate
+
+    _write_corpus(tmp_path / "corpus", files=1)
+    (tmp_path / "empty_dir").mkdir()
+    given = [str(tmp_path / t) for t in train] if isinstance(train, list) else str(tmp_path / train)
+    override = f"data.source.train={given}".replace("'", "")
+    with pytest.raises(ConfigError, match=message):
+        model = "model=gpt" if data == "text_files_lm" else "model=lstm"
+        validate.check(cfg_factory(model, f"data={data}", override))
+
+
+def test_good_text_inputs_pass_the_pre_run_checks(cfg_factory, tmp_path):
+    from lightyard.config import validate
+
+    _write_corpus(tmp_path / "corpus")
+    for train in ("corpus", "corpus/*.txt", "[corpus/part0.txt,corpus/part1.txt]"):
+        given = ",".join(str(tmp_path / t) for t in train.strip("[]").split(","))
+        given = f"[{given}]" if train.startswith("[") else given
+        validate.check(cfg_factory("model=gpt", "data=text_files_lm", f"data.source.train={given}"))
