@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -24,11 +25,49 @@ def check_paths(cfg: DictConfig, problems: Problems) -> None:
             _check_readable(f"data.{name}", found, problems, "an existing, readable directory")
     source = data.get("source") if isinstance(data.get("source"), DictConfig) else None
     if source is not None and str(source.get("_target_", "")).endswith(".FileSource"):
-        for split in ("train", "val", "test"):
-            resolved, found = value(source, split) if split in source else (False, None)
-            if resolved and isinstance(found, str) and found:
-                allowed = "an existing, readable CSV, TSV, JSONL or Parquet file"
-                _check_readable(f"data.source.{split}", found, problems, allowed, is_file=True)
+        _check_source_files(source, problems)
+
+
+def _check_source_files(source: DictConfig, problems: Problems) -> None:
+    """Each split's file, directory (unlabelled text only), glob or list of them. A .txt file
+    holds no labels, so labelled data (a label_column) names tables only."""
+    labelled = value(source, "label_column")[1] if "label_column" in source else "label"
+    if labelled:
+        allowed = "an existing, readable CSV, TSV, JSONL or Parquet file, a glob, or a list"
+    else:
+        allowed = (
+            "an existing, readable .txt, CSV, TSV, JSONL or Parquet file, a directory of .txt "
+            "files, a glob, or a list of them"
+        )
+    for split in ("train", "val", "test"):
+        resolved, found = value(source, split) if split in source else (False, None)
+        if not resolved or not found:
+            continue
+        for entry in [found] if isinstance(found, str) else found:
+            key = f"data.source.{split}"
+            _check_source_entry(key, str(entry), bool(labelled), allowed, source, problems)
+
+
+def _check_source_entry(key, entry, labelled, allowed, source, problems) -> None:
+    path = Path(entry).expanduser()
+    if glob.has_magic(entry):
+        if not any(Path(p).is_file() for p in glob.iglob(str(path), recursive=True)):
+            problems.add(key, f"the glob {entry} matches no file", allowed, f"correct {key}")
+    elif path.is_dir() and not labelled:
+        _check_readable(key, str(path), problems, allowed)
+        if os.access(path, os.R_OK | os.X_OK) and next(path.rglob("*.txt"), None) is None:
+            what = f"the directory {entry} holds no *.txt file"
+            problems.add(key, what, allowed, f"correct {key}")
+    else:
+        _check_readable(key, str(path), problems, allowed, is_file=True)
+        fmt = value(source, "format")[1] if "format" in source else None
+        if labelled and path.suffix.lower() == ".txt" and fmt in (None, "txt"):
+            problems.add(
+                key,
+                f"{entry} is a .txt file, which holds no labels",
+                allowed,
+                "give a file with a label column, or use data=text_files_lm for unlabelled text",
+            )
 
 
 def _check_readable(key: str, path_text: str, problems: Problems, allowed: str, is_file=False):

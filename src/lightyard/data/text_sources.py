@@ -1,21 +1,30 @@
 """Where raw text comes from: local files, Hugging Face `datasets`, the Python standard library,
 or a generator. A source returns its splits as texts (and labels) and a fingerprint that names
-its content, which keys the token cache, so a cached run never needs to read the source again."""
+its content, which keys the token cache, so a cached run never needs to read the source again.
+
+Language modeling reads a source as a stream of `Piece`s instead (`split_streams`), so a corpus
+larger than memory is never held whole: FileSource reads its files a block at a time, the other
+sources (small by nature) hand out the texts they loaded."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import sys
 import sysconfig
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lightyard.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
-FILE_FORMATS |= {".parquet": "parquet", ".pq": "parquet"}
+FILE_FORMATS |= {".parquet": "parquet", ".pq": "parquet", ".txt": "txt"}
+# characters a document is cut into pieces of at most, so one long document never sits whole in
+# memory and many pieces keep every core of the batch encoder busy
+PIECE_CHARS = 1 << 16
 
 
 @dataclass
@@ -24,7 +33,14 @@ class RawSplit:
     labels: list[Any] | None = None
 
 
-def _file_stat(path: str, key: str) -> dict[str, Any]:
+class Piece(NamedTuple):
+    """Part of a document in a text stream; `last` marks the document's final piece."""
+
+    text: str
+    last: bool
+
+
+def _file_stat(path: str | Path, key: str) -> dict[str, Any]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(
@@ -32,6 +48,122 @@ def _file_stat(path: str, key: str) -> dict[str, Any]:
         )
     stat = file.stat()
     return {"path": str(file.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+
+
+def expand_files(spec: str | list[str], key: str) -> list[Path]:
+    """The files one split names: a file, a directory (every *.txt under it, recursively), a glob
+    (`corpus/*.txt`, `**` for any depth), or a list of those; sorted within each entry. A
+    directory or glob that matches nothing is a ConfigError naming it."""
+    entries = [spec] if isinstance(spec, (str, Path)) else list(spec)
+    if not entries:
+        raise ConfigError(
+            f"{key}=[] names no file. Allowed: a file, directory or glob. Fix: add one"
+        )
+    files: list[Path] = []
+    for entry in entries:
+        path = Path(str(entry)).expanduser()
+        if glob.has_magic(str(path)):
+            matched = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            matched = [p for p in matched if p.is_file()]
+            what = "glob"
+        elif path.is_dir():
+            matched = sorted(p for p in path.rglob("*.txt") if p.is_file())
+            what = "directory (its *.txt files, recursively)"
+        else:
+            _file_stat(path, key)  # a missing file: the usual error
+            matched, what = [path], "file"
+        if not matched:
+            raise ConfigError(
+                f"{key}: the {what} {entry} matches no file. Allowed: a file, a directory of "
+                "*.txt files, or a glob that matches files (e.g. corpus/*.txt). Fix: correct the "
+                "path, or put the files there"
+            )
+        files += matched
+    return files
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def cut_pieces(text: str, limit: int) -> tuple[list[str], str]:
+    """`text` cut into pieces of at most `limit` characters, each cut made before a space so
+    that the pieces tokenize as the whole text does (a word never starts a piece unless the text
+    has no space to cut at); returns the pieces and the rest, shorter than `limit`."""
+    pieces = []
+    while len(text) >= limit:
+        cut = text.rfind(" ", 1, limit)
+        cut = cut if cut > 0 else limit
+        pieces.append(text[:cut])
+        text = text[cut:]
+    return pieces, text
+
+
+def txt_pieces(path: Path, encoding: str, key: str, limit: int = PIECE_CHARS) -> Iterator[Piece]:
+    """A .txt file's documents: paragraphs separated by blank lines (whitespace only), each with
+    its line breaks but without the blank lines; the file's end ends a document too. Read a
+    line (at most `limit` characters) at a time; undecodable text is a DataError naming the
+    file and line."""
+    lines: list[str] = []
+    size = 0
+    try:
+        with path.open(encoding=encoding) as file:
+            while line := file.readline(limit):
+                if not line.strip() and line.endswith("\n"):
+                    if lines:
+                        pieces, rest = cut_pieces("".join(lines).rstrip("\n"), limit)
+                        yield from (Piece(p, False) for p in pieces)
+                        yield Piece(rest, True)
+                    lines, size = [], 0
+                    continue
+                lines.append(line)
+                size += len(line)
+                if size >= limit:
+                    pieces, rest = cut_pieces("".join(lines), limit)
+                    yield from (Piece(p, False) for p in pieces)
+                    lines, size = [rest], len(rest)
+    except UnicodeDecodeError as error:
+        raise _undecodable(key, path, encoding, error) from None
+    text = "".join(lines).rstrip("\n")
+    if text.strip():
+        pieces, rest = cut_pieces(text, limit)
+        yield from (Piece(p, False) for p in pieces)
+        yield Piece(rest, True)
+
+
+def _undecodable(key: str, path: Path, encoding: str, error: UnicodeDecodeError) -> DataError:
+    line = _first_undecodable_line(path, encoding)
+    return DataError(
+        f"{key}: {path} line {line} is not {encoding} ({error.reason}: byte "
+        f"{error.object[error.start : error.start + 1]!r}). Allowed: text in "
+        f"data.source.encoding ({encoding}). Fix: convert the file (e.g. iconv -f "
+        f"latin1 -t utf-8), or set data.source.encoding=<its encoding>, e.g. latin-1"
+    )
+
+
+def text_pieces(texts: Iterable[str], limit: int = PIECE_CHARS) -> Iterator[Piece]:
+    """Texts that are whole documents, as pieces (a long one cut as `cut_pieces` does)."""
+    for text in texts:
+        pieces, rest = cut_pieces(text, limit)
+        yield from (Piece(p, False) for p in pieces)
+        yield Piece(rest, True)
+
+
+def piece_bytes(piece: Piece) -> int:
+    """UTF-8 bytes of a piece's text (what bits per byte counts)."""
+    return _utf8_size(piece.text)
+
+
+Streams = dict[str, Callable[[], Iterator[Piece]]]
+
+
+def split_streams(source: Any, limit: int = PIECE_CHARS) -> Streams:
+    """Each split the source has -> a function that streams its pieces (anew at every call).
+    A source with its own `streams` reads as it goes; any other is loaded once and handed out."""
+    if hasattr(source, "streams"):
+        return source.streams(limit)
+    loaded = source.load()
+    return {split: (lambda raw=raw: text_pieces(raw.texts, limit)) for split, raw in loaded.items()}
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> int:
@@ -44,19 +176,22 @@ def _first_undecodable_line(path: Path, encoding: str) -> int:
     return 0
 
 
-def _stable_bucket(text: str, buckets: int = 100) -> int:
+def stable_bucket(text: str, buckets: int = 100) -> int:
+    """A bucket in [0, buckets) that depends on the text alone (not on the process or order)."""
     return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little") % buckets
 
 
 class FileSource:
-    """Local CSV, TSV, JSONL or Parquet files (format from the extension unless `format` is set),
-    one file per split; `val` and `test` may be left out."""
+    """Local CSV, TSV, JSONL, Parquet or plain-text files (format from each file's extension
+    unless `format` is set); a split names a file, a directory (its *.txt files), a glob, or a
+    list of those, read in order; `val` and `test` may be left out. A .txt file holds
+    unlabelled documents separated by blank lines (language modeling)."""
 
     def __init__(
         self,
-        train: str,
-        val: str | None = None,
-        test: str | None = None,
+        train: str | list[str],
+        val: str | list[str] | None = None,
+        test: str | list[str] | None = None,
         text_column: str = "text",
         label_column: str | None = "label",
         format: str | None = None,
@@ -68,8 +203,16 @@ class FileSource:
         self.format = format
         self.encoding = encoding
 
+    def split_files(self) -> dict[str, list[Path]]:
+        return {
+            s: expand_files(p, f"data.source.{s}") for s, p in self.files.items() if p is not None
+        }
+
     def fingerprint(self) -> dict[str, Any]:
-        files = {s: _file_stat(p, f"data.source.{s}") for s, p in self.files.items() if p}
+        files = {
+            split: [_file_stat(f, f"data.source.{split}") for f in matched]
+            for split, matched in self.split_files().items()
+        }
         return {
             "files": files,
             "columns": [self.text_column, self.label_column],
@@ -82,7 +225,7 @@ class FileSource:
         if fmt not in set(FILE_FORMATS.values()):
             raise ConfigError(
                 f"cannot tell the format of {path}; set data.source.format to one of "
-                "csv, tsv, jsonl, parquet"
+                "csv, tsv, jsonl, parquet, txt"
             )
         return fmt
 
@@ -106,13 +249,7 @@ class FileSource:
                 path, sep=sep, quoting=quoting, keep_default_na=False, encoding=self.encoding
             )
         except UnicodeDecodeError as error:
-            line = _first_undecodable_line(Path(path), self.encoding)
-            raise DataError(
-                f"{key}: line {line} is not {self.encoding} ({error.reason}: byte "
-                f"{error.object[error.start : error.start + 1]!r}). Allowed: text in "
-                f"data.source.encoding ({self.encoding}). Fix: convert the file (e.g. iconv -f "
-                f"latin1 -t utf-8), or set data.source.encoding=<its encoding>, e.g. latin-1"
-            ) from None
+            raise _undecodable(f"data.source.{split}", Path(path), self.encoding, error) from None
         except pd.errors.EmptyDataError:
             raise DataError(
                 f"{key}: the file is empty. Allowed: a {fmt.upper()} file with a header and "
@@ -127,6 +264,8 @@ class FileSource:
 
     def _read(self, split: str, path: str) -> RawSplit:
         fmt = self._format(path)
+        if fmt == "txt":
+            return self._read_txt(split, Path(path))
         frame = self._frame(split, path, fmt)
         key = f"data.source.{split}={path}"
         columns = [self.text_column] + ([self.label_column] if self.label_column else [])
@@ -164,8 +303,78 @@ class FileSource:
             )
         return RawSplit(texts.astype(str).tolist(), labels)
 
+    def _read_txt(self, split: str, path: Path) -> RawSplit:
+        if self.label_column:
+            raise ConfigError(
+                f"data.source.{split}={path}: a .txt file holds no labels, and "
+                f"data.source.label_column={self.label_column!r} asks for them. Allowed: .txt "
+                "for language modeling (data=text_files_lm); labelled texts in CSV, TSV, JSONL or "
+                "Parquet. Fix: give a file with a label column, or use data=text_files_lm"
+            )
+        texts, parts = [], []
+        for piece in txt_pieces(path, self.encoding, f"data.source.{split}"):
+            parts.append(piece.text)
+            if piece.last:
+                texts.append("".join(parts))
+                parts = []
+        return RawSplit(texts)
+
     def load(self) -> dict[str, RawSplit]:
-        return {s: self._read(s, p) for s, p in self.files.items() if p}
+        result = {}
+        for split, files in self.split_files().items():
+            parts = [self._read(split, str(f)) for f in files]
+            labelled = all(p.labels is not None for p in parts)
+            result[split] = RawSplit(
+                [t for p in parts for t in p.texts],
+                [v for p in parts for v in p.labels] if labelled else None,
+            )
+        return result
+
+    def _jsonl_texts(self, split: str, path: Path) -> Iterator[str]:
+        """The text of each JSONL record, a line at a time; a line that is not a JSON object
+        with the text column is a DataError naming the file and line."""
+        import json
+
+        key = f"data.source.{split}={path}"
+        column = self.text_column
+        try:
+            with path.open(encoding=self.encoding) as file:
+                for number, line in enumerate(file, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise DataError(
+                            f"{key}: line {number} is not JSON ({error.msg}). Allowed: one JSON "
+                            "object per line. Fix: repair that line"
+                        ) from None
+                    if not isinstance(record, dict) or record.get(column) is None:
+                        raise DataError(
+                            f"{key}: line {number} has no text (key {column!r}). Allowed: a "
+                            "text in every record. Fix: fill or remove that line, or set "
+                            "data.source.text_column"
+                        )
+                    yield str(record[column])
+        except UnicodeDecodeError as error:
+            raise _undecodable(f"data.source.{split}", path, self.encoding, error) from None
+
+    def streams(self, limit: int = PIECE_CHARS) -> Streams:
+        """Each split as a stream of pieces, a file at a time: .txt and JSONL files a line at a
+        time, the other table formats a whole file at a time (each row a document)."""
+        files = self.split_files()
+
+        def stream(split: str) -> Iterator[Piece]:
+            for file in files[split]:
+                fmt = self._format(str(file))
+                if fmt == "txt":
+                    yield from txt_pieces(file, self.encoding, f"data.source.{split}", limit)
+                elif fmt == "jsonl" and not self.label_column:
+                    yield from text_pieces(self._jsonl_texts(split, file), limit)
+                else:
+                    yield from text_pieces(self._read(split, str(file)).texts, limit)
+
+        return {split: (lambda split=split: stream(split)) for split in files}
 
 
 class HFSource:
@@ -297,7 +506,7 @@ class StdlibDocstringSource:
         splits = {s: RawSplit([], []) for s in SPLITS}
         for package in self.packages:
             for place, doc in self._docstrings(package):
-                bucket = _stable_bucket(place)
+                bucket = stable_bucket(place)
                 split = "val" if bucket < 10 else "test" if bucket < 20 else "train"
                 splits[split].texts.append(doc)
                 splits[split].labels.append(package)
@@ -320,7 +529,7 @@ class StdlibTopicsSource:
 
         splits = {s: RawSplit([]) for s in SPLITS}
         for name in sorted(topics):
-            bucket = _stable_bucket(name)
+            bucket = stable_bucket(name)
             if bucket < self.val_percent:
                 split = "val"
             elif bucket < self.val_percent + self.test_percent:

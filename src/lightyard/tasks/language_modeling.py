@@ -1,9 +1,10 @@
-"""Language modeling: next-token cross-entropy, perplexity and next-token accuracy, and a few
-sampled tokens at the end of fitting to show what the model learned."""
+"""Language modeling: next-token cross-entropy, perplexity, next-token accuracy and bits per byte,
+and a few sampled tokens at the end of fitting to show what the model learned."""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -20,12 +21,17 @@ IGNORE = -100
 class LanguageModelingTask(Task):
     """Targets are the inputs shifted by one (IGNORE where nothing is to be predicted). Logs
     `<stage>/loss`, `<stage>/ppl` and `<stage>/acc` (next-token accuracy), and `val/acc_best`,
-    so the checkpoint and early-stopping defaults work unchanged."""
+    so the checkpoint and early-stopping defaults work unchanged. With a DataModule that knows
+    its splits' tokens per byte (`tokens_per_byte`), also `<stage>/bpb`, bits per UTF-8 byte:
+    the epoch's mean loss / ln 2 x tokens / bytes, which compares across tokenizers. Computed
+    at the epoch's end from the mean loss, so it costs the step nothing; the ratio is the whole
+    split's, while the blocks leave out the stream's last partial block."""
 
     # what this task logs: monitors and optimized_metric are checked against it before a run
     logged_metrics = (
         "train/loss", "train/loss_epoch", "train/ppl", "train/acc", "val/loss", "val/ppl",
         "val/acc", "val/acc_best", "test/loss", "test/ppl", "test/acc",
+        "train/bpb", "val/bpb", "test/bpb",
     )  # fmt: skip
     input_kinds = ("lm",)
     progress_bar_metrics = ("val/ppl", "val/acc_best")
@@ -70,7 +76,16 @@ class LanguageModelingTask(Task):
         accuracy = self.accuracies[f"{stage}_"]
         values.update({f"{stage}/ppl": torch.exp(mean_loss), f"{stage}/acc": accuracy.compute()})
         accuracy.reset()
+        ratio = self._tokens_per_byte().get(stage)
+        if ratio:
+            values[f"{stage}/bpb"] = mean_loss / math.log(2) * ratio
         return values
+
+    def _tokens_per_byte(self) -> dict[str, float]:
+        """Each split's tokens per byte, from the trainer's DataModule ({} without one)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        ratios = getattr(datamodule, "tokens_per_byte", None)
+        return ratios() if callable(ratios) else {}
 
     @torch.no_grad()
     def generate(self, ids: torch.Tensor, new_tokens: int) -> torch.Tensor:
