@@ -2,16 +2,27 @@
 against the samples/s the default backbone consumes on the same batches, in one run.
 A ratio >= 1 means the model never waits for data.
 
-    python -m benchmarks.data_pipeline --batches 30
+Then the data-at-scale ratios (`ratios` in the JSON), each measured inside this run:
+- device_vs_per_sample: images/s of the in-memory device path against torchvision's per-sample
+  loader (its default workers), CIFAR-10-shaped data, batches of 512, crop + mirror + normalise;
+- lm_tokenize_rss_gb: peak RSS (GB) of a process tokenizing a generated text corpus of
+  --lm-gb GB into the language-modeling token cache (byte-level BPE, vocabulary 8000);
+- the prepare and streaming ratios (benchmarks.streaming_pipeline), when litdata is installed.
+
+    python -m benchmarks.data_pipeline --batches 30 [--lm-gb 1.0] [--skip-loaders]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.common import compose_config, emit, machine, print_table
@@ -49,7 +60,7 @@ def loader_rate(datamodule, batches: int) -> tuple[float, int]:
             iterator = iter(loader)
             _, target = next(iterator)
         samples += len(target)
-    return samples / (time.perf_counter() - start), loader.num_workers
+    return samples / (time.perf_counter() - start), getattr(loader, "num_workers", 0)
 
 
 def model_rate(cfg, datamodule, batches: int) -> float:
@@ -68,15 +79,98 @@ def model_rate(cfg, datamodule, batches: int) -> float:
     return batches * len(batch[1]) / (time.perf_counter() - start)
 
 
+def device_vs_per_sample(root: Path, batches: int) -> dict:
+    """The same CIFAR-shaped files through both loaders of data=cifar10, batches of 512."""
+    from hydra.utils import instantiate
+
+    write_cifar10(root, per_batch=2400)  # 12k training images
+    rates = {}
+    for loader in ("per_sample", "device"):
+        cfg = compose_config(
+            [
+                "data=cifar10",
+                f"data.root={root}",
+                "data.download=false",
+                "data.verify=false",
+                "data.batch_size=512",
+                f"data.loader={loader}",
+            ]
+        )
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        rates[loader], workers = loader_rate(datamodule, batches)
+        rates[f"{loader}_workers"] = workers
+    rates["ratio"] = rates["device"] / rates["per_sample"]
+    return rates
+
+
+WORDS = 5000
+
+
+def write_corpus(path: Path, gigabytes: float, seed: int = 0) -> int:
+    """Paragraphs of Zipf-distributed pseudo-words (a blank line ends each), written in chunks."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = ["".join(rng.choice(letters, rng.integers(2, 9))) for _ in range(WORDS)]
+    target, written = int(gigabytes * 2**30), 0
+    with path.open("w") as file:
+        while written < target:
+            ids = np.minimum(rng.zipf(1.3, 400_000), WORDS) - 1
+            words = [vocab[i] for i in ids]
+            text = "\n\n".join(" ".join(words[i : i + 80]) for i in range(0, len(words), 80))
+            file.write(text + "\n\n")
+            written += len(text) + 2
+    return written
+
+
+TOKENIZE = """
+import json, resource, sys, time
+from lightyard.data.text import tokenize_corpus
+start = time.perf_counter()
+folder = tokenize_corpus(sys.argv[1], sys.argv[2], tokenizer="bpe", vocab_size=8000)
+meta = json.loads((folder / "meta.json").read_text())
+print(json.dumps({"seconds": time.perf_counter() - start, "tokens": meta["tokens"],
+                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+"""
+
+
+def lm_tokenize_rss(root: Path, gigabytes: float) -> dict:
+    """Peak RSS of a fresh process that tokenizes the corpus (imports included)."""
+    corpus = root / "corpus.txt"
+    size = write_corpus(corpus, gigabytes)
+    done = subprocess.run(
+        [sys.executable, "-c", TOKENIZE, str(corpus), str(root / "tokens")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"corpus_gb": size / 2**30, **result}
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--lm-gb", type=float, default=1.0, help="size of the generated corpus")
+    parser.add_argument("--skip-loaders", action="store_true", help="only the ratios")
     args = parser.parse_args()
     from hydra.utils import instantiate
 
-    results, rows = {}, []
+    results, rows, ratios, details = {}, [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, overrides in datasets(Path(tmp)).items():
+        details["device_vs_per_sample"] = device_vs_per_sample(Path(tmp) / "cifar", args.batches)
+        ratios["device_vs_per_sample"] = details["device_vs_per_sample"]["ratio"]
+        details["lm_tokenize"] = lm_tokenize_rss(Path(tmp), args.lm_gb)
+        ratios["lm_tokenize_rss_gb"] = details["lm_tokenize"]["peak_rss_gb"]
+        try:
+            from benchmarks.streaming_pipeline import streaming_ratios
+        except ImportError as missing:  # litdata is not installed
+            print(f"streaming ratios skipped: {missing}")
+        else:
+            stream_ratios, stream_details = streaming_ratios(Path(tmp) / "stream")
+            ratios |= stream_ratios
+            details |= stream_details
+        for name, overrides in ({} if args.skip_loaders else datasets(Path(tmp))).items():
             cfg = compose_config(overrides)
             datamodule = instantiate(cfg.data)
             datamodule.setup("fit")
@@ -94,7 +188,14 @@ def main() -> dict:
         ["data", "workers", "loader delivers", "model consumes", "ratio"],
         rows,
     )
-    result = {"machine": machine(), "threads": torch.get_num_threads(), "results": results}
+    print_table("Data at scale", ["ratio", "value"], [[k, v] for k, v in ratios.items()])
+    result = {
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "results": results,
+        "ratios": ratios,
+        "details": details,
+    }
     emit("data_pipeline", result)
     return result
 
