@@ -231,8 +231,11 @@ class NormalizedImages(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.normalize(self.images[index : index + 1])[0], self.labels[index]
+    def __getitem__(self, index) -> tuple[torch.Tensor, torch.Tensor]:
+        images = self.images[index]  # one image, or several for a slice
+        single = images.dim() == 3
+        out = self.normalize(images.unsqueeze(0) if single else images)
+        return (out[0] if single else out), self.labels[index]
 
 
 class DeviceLoaders:
