@@ -114,7 +114,6 @@ class DecodeImage:
 
     def __init__(self, meta: dict[str, Any], transform) -> None:
         self.format = meta["image_format"]
-        self.mode = meta.get("array_mode", "L")
         self.scale = float(meta.get("scale", 1.0))
         self.mean, self.std = float(meta["mean"][0]), float(meta["std"][0])
         self.transform = transform
@@ -131,12 +130,8 @@ class DecodeImage:
         if self.format == "encoded":
             with Image.open(io.BytesIO(image)) as opened:
                 picture = opened.convert("RGB")
-        else:
-            picture = (
-                Image.fromarray(image, mode=self.mode)
-                if self.mode == "L"
-                else Image.fromarray(image)
-            )
+        else:  # uint8 arrays: (H, W) grey or (H, W, 3) colour, as torchvision's sets hold them
+            picture = Image.fromarray(image)
         return self.transform(picture), label
 
 

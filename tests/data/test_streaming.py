@@ -1,0 +1,165 @@
+"""prepare.py into LitData shards, and data=streaming: the same samples as the source option,
+bad inputs as one message, credentials never in the run directory, exact mid-epoch resume."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightyard.config.secrets import MASK, redact
+from lightyard.data.streaming import read_prepared_meta, storage_options
+from lightyard.errors import ConfigError
+from tests.conftest import run_cli
+
+STREAM = ["data=streaming", "data.num_classes=10", "data.channels=1", "data.image_size=8"]
+
+
+def test_storage_options_come_from_config_before_the_environment(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert storage_options({}) == {"endpoint_url": "http://127.0.0.1:1"}
+    given = {"endpoint_url": "http://127.0.0.1:2", "access_key_id": "a", "secret_access_key": "b"}
+    assert storage_options(given) == {
+        "endpoint_url": "http://127.0.0.1:2",
+        "aws_access_key_id": "a",
+        "aws_secret_access_key": "b",
+    }
+
+
+def test_storage_credentials_are_masked():
+    storage = {"access_key_id": "AKIA1234", "secret_access_key": "s3cr3t-value", "region": "x"}
+    masked = redact({"data": {"storage": storage}}, secrets=[])
+    assert masked["data"]["storage"] == {
+        "access_key_id": MASK,
+        "secret_access_key": MASK,
+        "region": "x",
+    }
+
+
+def test_a_directory_that_was_not_prepared_says_to_run_prepare(tmp_path):
+    with pytest.raises(ConfigError, match=r"python prepare\.py data="):
+        read_prepared_meta(str(tmp_path), {})
+    (tmp_path / "lightyard.json").write_text(json.dumps({"splits": {"train": 3}}))
+    with pytest.raises(ConfigError, match="train have no index.json"):
+        read_prepared_meta(str(tmp_path), {})
+
+
+def test_an_unreachable_endpoint_is_one_message():
+    options = {
+        "endpoint_url": "http://127.0.0.1:9",
+        "aws_access_key_id": "x",
+        "aws_secret_access_key": "y",
+    }
+    with pytest.raises(ConfigError, match="does not answer"):
+        read_prepared_meta("s3://bucket/prefix", options)
+
+
+def test_prepare_workers_below_one_exits_2(tmp_path, capsys):
+    from lightyard.cli import prepare
+
+    with pytest.raises(SystemExit) as stop:
+        prepare(["data=digits", "data.prepare_workers=0", f"paths.data_dir={tmp_path}"])
+    assert stop.value.code == 2
+    assert "data.prepare_workers=0" in capsys.readouterr().err
+    assert not (tmp_path / "prepared").exists()  # nothing half-written
+
+
+# --- real prepares and runs ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prepared_digits(tmp_path_factory) -> Path:
+    """digits prepared through the console entry point with two writer processes."""
+    root = tmp_path_factory.mktemp("prepared")
+    args = ["data=digits", "data.prepare_workers=2", f"data.prepare_dir={root}"]
+    done = run_cli("prepare.py", *args, cwd=root, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [folder] = [p for p in root.iterdir() if (p / "lightyard.json").is_file()]
+    assert f"into {folder}" in done.stdout
+    again = run_cli("prepare.py", *args, cwd=root, timeout=300)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
+    return folder
+
+
+def _streamed(folder: Path, split: str) -> dict[int, tuple[torch.Tensor, int]]:
+    from lightyard.data.streaming import StreamingImageDataModule
+
+    module = StreamingImageDataModule(
+        str(folder), num_classes=10, channels=1, image_size=8, cache_dir=str(folder / ".c")
+    )
+    module.setup("fit")
+    dataset = module.datasets[split]
+    decode = dataset.transform[0]
+    dataset.transform = [lambda sample: (sample["index"], decode(sample))]
+    return {int(i): (image, int(label)) for i, (image, label) in dataset}
+
+
+@pytest.mark.slow
+def test_prepared_digits_hold_the_datamodules_own_splits(prepared_digits):
+    """Same seeded split, same standardisation: every val/test sample equals the direct one."""
+    from lightyard.data.digits import DigitsDataModule
+
+    direct = DigitsDataModule()
+    direct.setup("fit")
+    meta = json.loads((prepared_digits / "lightyard.json").read_text())
+    assert meta["splits"] == {s: len(direct.datasets[s]) for s in ("train", "val", "test")}
+    for split in ("val", "test"):
+        streamed = _streamed(prepared_digits, split)
+        assert sorted(streamed) == list(range(len(direct.datasets[split])))
+        for index, (image, label) in streamed.items():
+            want_image, want_label = direct.datasets[split][index]
+            assert label == int(want_label)
+            assert torch.equal(image, want_image), (split, index)
+
+
+@pytest.mark.slow
+def test_a_mismatched_shape_is_a_config_error_before_training(prepared_digits, tmp_path):
+    args = [*STREAM[:-1], "data.image_size=28", f"data.path={prepared_digits}", "trainer=cpu"]
+    done = run_cli("train.py", *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "data.image_size=28" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_killed_mid_epoch_and_resumed_ends_like_an_uninterrupted_run(prepared_digits, tmp_path):
+    """SIGKILL at random steps after a step checkpoint, then resume=<run_dir>: the same weights
+    and metrics as a run never stopped (the streamed order continues where it was)."""
+    from tests.cli.test_resume import _launch, _step, _wait_for_fitting, _weights
+
+    data = [*STREAM, f"data.path={prepared_digits}", "trainer.max_epochs=2"]
+    reference = _launch(tmp_path / "reference", *data, cwd=tmp_path)
+    run_dir, rng, launches = tmp_path / "interrupted", random.Random(1), 0
+    for _ in range(2):
+        proc = _launch(run_dir, "resume=auto", *data, cwd=tmp_path)
+        assert _wait_for_fitting(run_dir, launches, proc), proc.stderr.read()[-3000:]
+        launches += 1
+        start = _step(run_dir)
+        while proc.poll() is None and _step(run_dir) < start + 3 + 3 * rng.randint(0, 2):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.1))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+    assert launches == 2 and _step(run_dir) % 20 != 0  # killed inside an epoch (20 batches)
+    final = _launch(run_dir, f"resume={run_dir}", cwd=tmp_path)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err[-3000:]
+    _, err = reference.communicate(timeout=300)
+    assert reference.returncode == 0, err[-3000:]
+
+    got = json.loads((run_dir / "metrics.json").read_text())
+    want = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    for key in ("test/acc", "test/loss", "val/acc", "val/loss", "train/loss_epoch"):
+        assert got[key] == pytest.approx(want[key], abs=1e-8), key
+    mine = _weights(run_dir / "checkpoints/last.ckpt")
+    theirs = _weights(tmp_path / "reference/checkpoints/last.ckpt")
+    for name in mine:
+        assert torch.allclose(mine[name].float(), theirs[name].float(), atol=1e-8, rtol=0), name
