@@ -163,3 +163,43 @@ def test_killed_mid_epoch_and_resumed_ends_like_an_uninterrupted_run(prepared_di
     theirs = _weights(tmp_path / "reference/checkpoints/last.ckpt")
     for name in mine:
         assert torch.allclose(mine[name].float(), theirs[name].float(), atol=1e-8, rtol=0), name
+
+
+def _ids(folder: Path, split: str, rank: int) -> list[int]:
+    return [int(line) for line in (folder / f"{split}-rank{rank}.txt").read_text().split()]
+
+
+@pytest.mark.slow
+def test_ddp_ranks_read_disjoint_shares_and_evaluate_every_sample_once(prepared_digits, tmp_path):
+    """Two CPU ranks through the command line. Training: disjoint, equal shares (the remainder
+    that does not fill a batch on both ranks is dropped, so both run the same batches);
+    validation and test: every sample exactly once across the ranks."""
+    from tests.conftest import REPO
+
+    records = tmp_path / "ids"
+    records.mkdir()
+    args = [
+        *STREAM,
+        "data._target_=tests.data.streaming_probe.IdRecordingStreamingDataModule",
+        f"data.path={prepared_digits}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "trainer.num_sanity_val_steps=0",
+        "print_config=false",
+    ]
+    env = {"RECORD_IDS_DIR": str(records), "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
+    done = run_cli("train.py", *args, cwd=tmp_path, timeout=400, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((prepared_digits / "lightyard.json").read_text())
+    batch = 64
+    train = [_ids(records, "train", rank) for rank in (0, 1)]
+    assert not set(train[0]) & set(train[1])
+    per_rank = (meta["splits"]["train"] // batch) // 2 * batch
+    assert [len(ids) for ids in train] == [per_rank, per_rank]
+    assert all(len(set(ids)) == len(ids) for ids in train)
+    assert set(train[0]) | set(train[1]) <= set(range(meta["splits"]["train"]))
+    for split in ("val", "test"):
+        shares = [_ids(records, split, rank) for rank in (0, 1)]
+        assert sorted(shares[0] + shares[1]) == list(range(meta["splits"][split])), split

@@ -8,7 +8,8 @@ StreamingDataLoader, from a local directory or s3://bucket/prefix.
   waits on a rank that has run out); evaluation drops nothing and repeats nothing (the last rank
   reads the remainder), so val/test metrics count every sample once.
 - A mid-epoch resume continues the epoch's order: Lightning saves the train loader's
-  state_dict in every checkpoint and loads it before the loader's first iteration."""
+  state_dict in every checkpoint and loads it before the loader's first iteration; the loader
+  here makes that restore hold for that one iteration only (resumable_loader_class)."""
 
 from __future__ import annotations
 
@@ -224,10 +225,8 @@ class StreamingImageDataModule(SplitDataModule):
         return int(torch.initial_seed()) % (2**32)
 
     def _loader(self, split: str, shuffle: bool = False):
-        from litdata import StreamingDataLoader
-
         workers = self.num_workers
-        return StreamingDataLoader(
+        return resumable_loader_class()(
             self.datasets[split],
             batch_size=self.batch_size,
             num_workers=workers,
@@ -245,6 +244,37 @@ class StreamingImageDataModule(SplitDataModule):
         from lightyard.data.predict import image_serving
 
         return image_serving(self.channels, self.image_size, list(self.mean), list(self.std))
+
+
+def resumable_loader_class():
+    """LitData's StreamingDataLoader, resumable under Lightning's Trainer (LitData #775).
+
+    Lightning does restore it: the fit loop saves `state_dict()` in every checkpoint and calls
+    `load_state_dict()` before the loader's first `__iter__` (fit_loop.py:272, then :276). The
+    loader then sets `restore = True` (dataloader.py:1098) so that its next `__iter__` replays
+    the saved position instead of starting an epoch (dataloader.py:849). It puts `restore` back
+    to False only when an iteration runs to its end (dataloader.py:913), and under the Trainer
+    none does: with a known length the epoch loop stops after len(loader) batches
+    (training_epoch_loop.py:444) without exhausting the generator. So every later epoch
+    replays the restored one's position (its tail, and never a new epoch's order). Here the
+    restore holds for the one iteration that follows `load_state_dict`; each later one starts
+    a new epoch, as in a run that was never stopped."""
+    from litdata import StreamingDataLoader
+
+    class ResumableStreamingDataLoader(StreamingDataLoader):
+        _restored_for_next_iteration = False
+
+        def load_state_dict(self, obj) -> None:
+            super().load_state_dict(obj)
+            self._restored_for_next_iteration = bool(self.restore)
+
+        def __iter__(self):
+            if not self._restored_for_next_iteration:
+                self.restore = False
+            self._restored_for_next_iteration = False
+            yield from super().__iter__()
+
+    return ResumableStreamingDataLoader
 
 
 def _cuda() -> bool:
