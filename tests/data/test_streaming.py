@@ -132,7 +132,7 @@ def test_killed_mid_epoch_and_resumed_ends_like_an_uninterrupted_run(prepared_di
     and metrics as a run never stopped (the streamed order continues where it was)."""
     from tests.cli.test_resume import _launch, _step, _wait_for_fitting, _weights
 
-    data = [*STREAM, f"data.path={prepared_digits}", "trainer.max_epochs=2"]
+    data = [*STREAM, f"data.path={prepared_digits}"]  # test_resume's 5 epochs of 20 batches
     reference = _launch(tmp_path / "reference", *data, cwd=tmp_path)
     run_dir, rng, launches = tmp_path / "interrupted", random.Random(1), 0
     for _ in range(2):
@@ -203,3 +203,42 @@ def test_ddp_ranks_read_disjoint_shares_and_evaluate_every_sample_once(prepared_
     for split in ("val", "test"):
         shares = [_ids(records, split, rank) for rank in (0, 1)]
         assert sorted(shares[0] + shares[1]) == list(range(meta["splits"][split])), split
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["mnist", "cifar10", "image_folder"])
+def test_prepared_image_sets_hold_the_datamodules_own_samples(option, tmp_path, cfg_factory):
+    """Files read as bytes or uint8 arrays, decoded at read time through the option's own
+    transform: every val and test sample equals the direct DataModule's."""
+    from lightyard.config.instantiate import instantiate
+    from lightyard.data.shard_sources import shard_source
+    from lightyard.data.shards import prepare_shards
+    from lightyard.data.streaming import StreamingImageDataModule
+    from tests.conftest import write_cifar10, write_image_folder, write_mnist
+
+    root = tmp_path / "src"
+    settings = {
+        "mnist": [f"data.root={write_mnist(root)}", "data.download=false"],
+        "cifar10": [f"data.root={write_cifar10(root)}", "data.download=false", "data.verify=false"],
+        "image_folder": [f"data.root={write_image_folder(root)}", "data.num_classes=3"],
+    }[option]
+    cfg = cfg_factory(f"data={option}", *settings, "data.num_workers=0")
+    direct = instantiate(cfg.data, "data")
+    folder, wrote = prepare_shards(shard_source(direct), tmp_path / "out", 1, verbose=False)
+    assert wrote
+    direct.setup("fit")
+    meta = json.loads((folder / "lightyard.json").read_text())
+    streamed = StreamingImageDataModule(
+        str(folder), meta["num_classes"], meta["channels"], meta["image_size"], str(tmp_path)
+    )
+    streamed.setup("fit")
+    assert streamed.classes == [str(c) for c in direct.classes]
+    for split in ("val", "test"):
+        dataset = streamed.datasets[split]
+        decode = dataset.transform[0]
+        dataset.transform = [lambda sample, d=decode: (sample["index"], d(sample))]
+        got = {int(i): item for i, item in dataset}
+        assert sorted(got) == list(range(len(direct.datasets[split])))
+        for index, (image, label) in got.items():
+            want_image, want_label = direct.datasets[split][index]
+            assert label == int(want_label) and torch.equal(image, want_image), (split, index)

@@ -232,6 +232,9 @@ class StreamingImageDataModule(SplitDataModule):
             num_workers=workers,
             pin_memory=self.pin_memory and _cuda(),
             persistent_workers=self.persistent_workers and workers > 0,
+            # each iteration's base seed comes from this generator, not from the global RNG
+            # (a resume restores that one after the saved epoch drew from it: dropout would differ)
+            generator=_seeded_generator(),
         )
 
     def split_inputs(self, split: str = "test"):
@@ -275,6 +278,12 @@ def resumable_loader_class():
             yield from super().__iter__()
 
     return ResumableStreamingDataLoader
+
+
+def _seeded_generator():
+    import torch
+
+    return torch.Generator().manual_seed(torch.initial_seed())
 
 
 def _cuda() -> bool:
