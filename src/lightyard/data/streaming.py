@@ -206,6 +206,10 @@ class StreamingImageDataModule(SplitDataModule):
         plain = image_transform(channels, size, self.mean, self.std)
         augmented = image_transform(channels, size, self.mean, self.std, self.shift, self.hflip)
         remote = {"storage_options": options} if self.path.startswith("s3://") else {}
+        if remote and str(options.get("endpoint_url", "")).startswith("http://"):
+            from lightyard import _internals
+
+            _internals.allow_plain_http_object_store()
         for split in meta["splits"]:
             training = split == "train"
             self.datasets[split] = StreamingDataset(
