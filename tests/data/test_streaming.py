@@ -218,10 +218,14 @@ def test_prepared_image_sets_hold_the_datamodules_own_samples(option, tmp_path, 
 
     root = tmp_path / "src"
     settings = {
-        "mnist": [f"data.root={write_mnist(root)}", "data.download=false"],
-        "cifar10": [f"data.root={write_cifar10(root)}", "data.download=false", "data.verify=false"],
-        "image_folder": [f"data.root={write_image_folder(root)}", "data.num_classes=3"],
-    }[option]
+        "mnist": lambda: [f"data.root={write_mnist(root)}", "data.download=false"],
+        "cifar10": lambda: [
+            f"data.root={write_cifar10(root)}",
+            "data.download=false",
+            "data.verify=false",
+        ],
+        "image_folder": lambda: [f"data.root={write_image_folder(root)}", "data.num_classes=3"],
+    }[option]()
     cfg = cfg_factory(f"data={option}", *settings, "data.num_workers=0")
     direct = instantiate(cfg.data, "data")
     folder, wrote = prepare_shards(shard_source(direct), tmp_path / "out", 1, verbose=False)
