@@ -255,6 +255,14 @@ def local_datasets(tmp_path_factory, text_files) -> dict[str, list[str]]:
     text = text_dataset_overrides(text_files, tmp_path_factory.mktemp("token_cache"))
     return text | {
         "digits": ["data=digits"],
+        # builds without reading data (the datasets are made in setup, from a prepared set)
+        "streaming": [
+            "data=streaming",
+            f"data.path={root / 'prepared'}",
+            "data.num_classes=10",
+            "data.channels=1",
+            "data.image_size=8",
+        ],
         "mnist": ["data=mnist", f"data.root={root}", "data.download=false", "data.num_workers=0"],
         "fashion_mnist": [
             "data=fashion_mnist",

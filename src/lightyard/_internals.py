@@ -115,7 +115,31 @@ def _job_return():
     return JobReturn
 
 
+def _litdata_downloader():
+    from litdata.streaming import downloader
+
+    return downloader
+
+
+def _obstore_options_present() -> bool:
+    # looked up where a streamed run uses it (allow_plain_http_object_store), so that runs that
+    # never stream do not import LitData for the check
+    import sys
+
+    if "litdata" not in sys.modules:
+        return True
+    return isinstance(getattr(_litdata_downloader(), "_OBSTORE_CLIENT_OPTIONS", None), dict)
+
+
 PRIVATE_NAMES = (
+    Private(
+        "obstore_options",
+        "litdata",
+        "litdata.streaming.downloader._OBSTORE_CLIENT_OPTIONS",
+        "an option for S3-compatible endpoints over plain http (MinIO, moto): LitData's obstore "
+        "downloads refuse http:// ('builder error') unless the client allows it",
+        _obstore_options_present,
+    ),
     Private(
         "log_steps",
         "lightning",
@@ -231,6 +255,18 @@ def check() -> None:
 def _require(key: str, ok: bool) -> None:
     if not ok:
         raise _changed(next(p for p in PRIVATE_NAMES if p.key == key))
+
+
+# --- LitData: S3-compatible endpoints over http ---------------------------------------------------
+
+
+def allow_plain_http_object_store() -> None:
+    """LitData 0.2.76 fetches S3 chunks with obstore, whose client refuses http:// endpoints
+    unless told `allow_http`; LitData never tells it, so a MinIO or moto endpoint over http
+    fails on the first chunk. Set in this process before the loaders start (their workers fork
+    from it and keep it)."""
+    _require("obstore_options", _obstore_options_present())
+    _litdata_downloader()._OBSTORE_CLIENT_OPTIONS["allow_http"] = True
 
 
 # --- Lightning: which steps write logs -----------------------------------------------------------

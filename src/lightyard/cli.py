@@ -242,6 +242,28 @@ def train() -> None:
         _main(_train_job, "resume" if resumed is not None else "train")
 
 
+def prepare(argv: list[str] | None = None) -> None:
+    """`lightyard-prepare` / `python prepare.py data=<option>`: the option written once into
+    streamable shards (no run directory: the prepared set is the output)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    activate_project()
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    resolvers.register()
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            cfg = compose("prepare", overrides=overrides)
+        from lightyard.runs.prepare import prepare as run_prepare
+
+        run_prepare(cfg)
+    except ConfigError as error:
+        exit_with(error)
+    except (HydraException, OmegaConfBaseException) as error:
+        exit_with(ConfigError(f"prepare: {error}. Fix: correct that override"))
+
+
 def _after_training(job, config_name: str) -> None:
     """A job on a trained run: its saved config joins the composition (checked first)."""
     from lightyard.config.command_line import with_search_path

@@ -25,6 +25,11 @@ def _cpu_workers(limit: int = 8) -> int:
     return max(0, min(int(limit), (os.cpu_count() or 1) - 1))
 
 
+def _cpu_cores(limit: int = 64) -> int:
+    """Worker processes for a job that has the machine to itself (prepare): every core, >= 1."""
+    return max(1, min(int(limit), os.cpu_count() or 1))
+
+
 def _first_set(*values):
     """The first value that is not null (`${lightyard.first_set:${a},default}`)."""
     return next((v for v in values if v is not None), None)
@@ -33,5 +38,6 @@ def _first_set(*values):
 def register() -> None:
     OmegaConf.register_new_resolver("lightyard.run_id", _run_id, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("lightyard.workers", _cpu_workers, replace=True)
+    OmegaConf.register_new_resolver("lightyard.cores", _cpu_cores, replace=True)
     OmegaConf.register_new_resolver("lightyard.cwd", _launch_dir, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("lightyard.first_set", _first_set, replace=True)

@@ -48,4 +48,11 @@ def redact(obj: Any, secrets: list[str] | None = None) -> Any:
 
 def _secret_key(key: str) -> bool:
     # api_key, token, password ...; but not ordinary names like "monitor" or "keys" of a config
-    return bool(re.search(r"(api_?key|token|secret|password|passwd)$", key, re.IGNORECASE))
+    # access_key_id / secret_access_key: S3 credentials (data.storage of data=streaming)
+    return bool(
+        re.search(
+            r"(api_?key|token|secret|password|passwd|access_key_id|secret_access_key)$",
+            key,
+            re.IGNORECASE,
+        )
+    )

@@ -1,0 +1,126 @@
+"""Prepare a data option once into LitData shards: one optimized dataset per split, written in
+parallel, in a directory named by a hash of (source, settings) like the token cache, with
+lightyard.json (written last) saying what a streamed run needs and that the set is complete.
+
+A prepare that is killed resumes: each split is written with LitData's checkpoints
+(`optimize(use_checkpoint=True)`: every worker records the chunks it finished, and a rerun gives
+each worker only its remaining inputs), and a split whose index.json exists is done."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from lightyard.data.shard_sources import SPLITS, ShardSource
+from lightyard.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PREPARED_VERSION = 1
+META_FILE = "lightyard.json"
+INDEX_FILE = "index.json"
+
+
+def prepared_key(source: ShardSource, chunk_bytes: str) -> str:
+    blob = json.dumps(
+        {
+            "version": PREPARED_VERSION,
+            "name": source.name,
+            "source": source.fingerprint,
+            "chunk_bytes": chunk_bytes,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def prepared_dir(source: ShardSource, root: Path, chunk_bytes: str) -> Path:
+    return root / f"{source.name}-{prepared_key(source, chunk_bytes)}"
+
+
+def check_workers(workers: int) -> None:
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(
+            f"data.prepare_workers={workers!r}. Allowed: an integer >= 1 (processes that write "
+            "shards in parallel). Fix: set data.prepare_workers=1 or more"
+        )
+
+
+def prepare_shards(
+    source: ShardSource, root: Path, workers: int, chunk_bytes: str = "64MB", verbose: bool = True
+) -> tuple[Path, bool]:
+    """Write `source` under `root`; returns (the prepared directory, whether anything was
+    written). A complete directory for the same key is left as it is."""
+    check_workers(workers)
+    folder = prepared_dir(source, root, chunk_bytes)
+    if (folder / META_FILE).is_file():
+        return folder, False
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        refs = source.splits.get(split)
+        if refs:
+            write_split(source, folder / split, refs, workers, chunk_bytes, verbose)
+    meta = {
+        **source.meta,
+        "name": source.name,
+        "version": PREPARED_VERSION,
+        "splits": {split: len(refs) for split, refs in source.splits.items()},
+        "source": source.fingerprint,
+    }
+    partial = folder / f".{META_FILE}.tmp"
+    partial.write_text(json.dumps(meta, indent=2, default=str))
+    partial.replace(folder / META_FILE)  # the marker of a complete set
+    return folder, True
+
+
+def write_split(
+    source: ShardSource, out: Path, refs: list, workers: int, chunk_bytes: str, verbose: bool
+) -> None:
+    from litdata import optimize
+
+    if (out / INDEX_FILE).is_file():
+        log.info("%s is complete (a previous prepare wrote it)", out)
+        return
+    workers = max(1, min(workers, len(refs)))
+    checkpoints = out / ".checkpoints" / "config.json"
+    if checkpoints.is_file() and json.loads(checkpoints.read_text()).get("num_workers") != workers:
+        # LitData resumes only with the worker count it started with
+        log.info("%s was started with another number of workers: writing it again", out)
+        shutil.rmtree(out)
+    started = time.perf_counter()
+    optimize(
+        fn=source.reader,
+        inputs=refs,
+        output_dir=str(out),
+        chunk_bytes=chunk_bytes,
+        num_workers=workers,
+        use_checkpoint=True,
+        keep_data_ordered=True,
+        reorder_files=False,
+        verbose=verbose,
+    )
+    log.info("Wrote %s (%d samples) in %.1f s", out, len(refs), time.perf_counter() - started)
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / META_FILE).read_text())
+
+
+def prepare_image_folder(
+    root: str | Path, out: str | Path, workers: int, *, num_classes: int, **settings: Any
+) -> float:
+    """Benchmark helper: prepare <root>/<class>/<image> into shards under `out` with `workers`
+    processes; returns the seconds it took (0.0 when the same source was already prepared)."""
+    from lightyard.data.shard_sources import image_folder_source
+    from lightyard.data.vision import ImageFolderDataModule
+
+    module = ImageFolderDataModule(root=str(root), num_classes=num_classes, **settings)
+    started = time.perf_counter()
+    _, wrote = prepare_shards(image_folder_source(module), Path(out), workers, verbose=False)
+    return time.perf_counter() - started if wrote else 0.0

@@ -1,0 +1,319 @@
+"""Training from prepared shards (lightyard.data.shards) through LitData's StreamingDataset and
+StreamingDataLoader, from a local directory or s3://bucket/prefix.
+
+- The datasets are built in `setup`, never in `__init__`: a StreamingDataset reads the process
+  group when it is made, and one made before DDP starts believes it is alone (LitData #250/#411).
+- Under DDP LitData gives each rank a disjoint share of every epoch. Training drops the remainder
+  that does not fill a batch on every rank (drop_last: equal batch counts, so no collective
+  waits on a rank that has run out); evaluation drops nothing and repeats nothing (the last rank
+  reads the remainder), so val/test metrics count every sample once.
+- A mid-epoch resume continues the epoch's order: Lightning saves the train loader's
+  state_dict in every checkpoint and loads it before the loader's first iteration; the loader
+  here makes that restore hold for that one iteration only (resumable_loader_class)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lightyard.data.base import SplitDataModule
+from lightyard.data.loaders import shard
+from lightyard.data.shards import INDEX_FILE, META_FILE
+from lightyard.errors import ConfigError
+
+
+def storage_options(storage: dict[str, Any] | None) -> dict[str, Any]:
+    """boto3 client arguments from data.storage, else the environment (AWS_ENDPOINT_URL and
+    boto3's own AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."""
+    storage = dict(storage or {})
+    options: dict[str, Any] = {}
+    endpoint = storage.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    for key, name in (
+        ("access_key_id", "aws_access_key_id"),
+        ("secret_access_key", "aws_secret_access_key"),
+        ("region", "region_name"),
+    ):
+        if storage.get(key):
+            options[name] = storage[key]
+    return options
+
+
+def _prepare_hint(path: str) -> str:
+    return (
+        f"Fix: run `python prepare.py data=<the source option> ...` first (it prints the "
+        f"prepared directory), then set data.path to it (or upload it to {path})"
+    )
+
+
+def read_remote_meta(path: str, options: dict[str, Any]) -> dict[str, Any]:
+    """lightyard.json from s3://, with short timeouts: an endpoint that does not answer is one
+    message before training, not LitData's thousand retries inside a loader."""
+    import boto3
+    import botocore
+    from botocore.config import Config
+
+    bucket, _, prefix = path[len("s3://") :].partition("/")
+    key = f"{prefix.rstrip('/')}/{META_FILE}".lstrip("/")
+    config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+    client = boto3.client("s3", config=config, **options)
+    endpoint = options.get("endpoint_url", "AWS's default endpoint")
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except botocore.exceptions.EndpointConnectionError:
+        raise ConfigError(
+            f"data.path={path}: the storage endpoint {endpoint} does not answer. Allowed: a "
+            "reachable S3 endpoint. Fix: check data.storage.endpoint_url (or AWS_ENDPOINT_URL) "
+            "and that the server is up"
+        ) from None
+    except botocore.exceptions.NoCredentialsError:
+        raise ConfigError(
+            f"data.path={path}: no credentials for {endpoint}. Fix: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or data.storage.access_key_id/secret_access_key)"
+        ) from None
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NoSuchBucket"):
+            raise ConfigError(
+                f"data.path={path} holds no {META_FILE} ({code}): it is not a prepared set. "
+                + _prepare_hint(path)
+            ) from None
+        raise ConfigError(
+            f"data.path={path}: {endpoint} refused to read {key} ({code or error}). Fix: check "
+            "the bucket and the credentials"
+        ) from None
+    return json.loads(body)
+
+
+def read_prepared_meta(path: str, options: dict[str, Any]) -> dict[str, Any]:
+    if path.startswith("s3://"):
+        return read_remote_meta(path, options)
+    folder = Path(path)
+    if not (folder / META_FILE).is_file():
+        raise ConfigError(
+            f"data.path={path} holds no {META_FILE}: it is not a prepared set (or its prepare "
+            "did not finish). " + _prepare_hint(path)
+        )
+    meta = json.loads((folder / META_FILE).read_text())
+    missing = [s for s in meta.get("splits", {}) if not (folder / s / INDEX_FILE).is_file()]
+    if missing:
+        raise ConfigError(
+            f"data.path={path}: split(s) {', '.join(missing)} have no {INDEX_FILE}. "
+            + _prepare_hint(path)
+        )
+    return meta
+
+
+class DecodeImage:
+    """A stored sample -> (image tensor, label), decoded as the direct DataModules decode: file
+    bytes or uint8 arrays through PIL and the option's transform, digits scaled and
+    standardised. Picklable: it runs in the loader's workers."""
+
+    def __init__(self, meta: dict[str, Any], transform) -> None:
+        self.format = meta["image_format"]
+        self.scale = float(meta.get("scale", 1.0))
+        self.mean, self.std = float(meta["mean"][0]), float(meta["std"][0])
+        self.transform = transform
+
+    def __call__(self, sample: dict[str, Any]):
+        import torch
+        from PIL import Image
+
+        label = int(sample["label"])
+        image = sample["image"]
+        if self.format == "scaled":
+            tensor = torch.as_tensor(image, dtype=torch.float32) / self.scale
+            return (tensor - self.mean) / self.std, label
+        if self.format == "encoded":
+            with Image.open(io.BytesIO(image)) as opened:
+                picture = opened.convert("RGB")
+        else:  # uint8 arrays: (H, W) grey or (H, W, 3) colour, as torchvision's sets hold them
+            picture = Image.fromarray(image)
+        return self.transform(picture), label
+
+
+class StreamingImageDataModule(SplitDataModule):
+    """Images prepared by `python prepare.py data=image_folder|mnist|fashion_mnist|cifar10|digits`,
+    streamed. `channels`, `image_size` and `num_classes` are stated in the config (other groups
+    interpolate them and the checks before a run read them) and checked against lightyard.json
+    at setup."""
+
+    input_kind = "image"
+
+    def __init__(
+        self,
+        path: str,
+        num_classes: int,
+        channels: int,
+        image_size: int,
+        cache_dir: str,
+        storage: dict[str, Any] | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        shift: int = 0,
+        hflip: bool = False,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        self.path = str(path)
+        self.num_classes = num_classes
+        self.channels = channels
+        self.image_size = image_size
+        self.cache_dir = cache_dir
+        self.storage = dict(storage or {})
+        self.shift = shift
+        self.hflip = hflip
+        self.meta: dict[str, Any] = {}
+
+    def _split_path(self, split: str) -> str:
+        return f"{self.path.rstrip('/')}/{split}"
+
+    def _check_meta(self, meta: dict[str, Any]) -> None:
+        if meta.get("input_kind") != self.input_kind:
+            raise ConfigError(
+                f"data.path={self.path} holds {meta.get('input_kind')} data, but data=streaming "
+                f"reads images. Fix: point data.path at a prepared image set"
+            )
+        for key in ("num_classes", "channels", "image_size"):
+            given, actual = getattr(self, key), meta[key]
+            if given != actual:
+                raise ConfigError(
+                    f"data.{key}={given}, but the prepared set at {self.path} has {key} "
+                    f"{actual}. Allowed: {actual}. Fix: set data.{key}={actual}"
+                )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        from litdata import StreamingDataset
+
+        from lightyard.data.vision import image_transform
+
+        options = storage_options(self.storage)
+        self.meta = meta = read_prepared_meta(self.path, options)
+        self._check_meta(meta)
+        self.classes = list(meta["classes"])
+        self.mean, self.std = meta["mean"], meta["std"]
+        rank, world = shard(self.trainer)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if world > 1 else None
+        seed = self._seed() if seed is None else seed
+        size, channels = self.image_size, self.channels
+        plain = image_transform(channels, size, self.mean, self.std)
+        augmented = image_transform(channels, size, self.mean, self.std, self.shift, self.hflip)
+        remote = {"storage_options": options} if self.path.startswith("s3://") else {}
+        if remote and str(options.get("endpoint_url", "")).startswith("http://"):
+            from lightyard import _internals
+
+            _internals.allow_plain_http_object_store()
+        for split in meta["splits"]:
+            training = split == "train"
+            self.datasets[split] = StreamingDataset(
+                self._split_path(split),
+                cache_dir=self.cache_dir if remote else None,
+                shuffle=training,
+                drop_last=training and world > 1,
+                seed=seed,
+                transform=DecodeImage(meta, augmented if training else plain),
+                **remote,
+            )
+
+    @staticmethod
+    def _seed() -> int:
+        import torch
+
+        return int(torch.initial_seed()) % (2**32)
+
+    def _loader(self, split: str, shuffle: bool = False):
+        workers = self.num_workers
+        return resumable_loader_class()(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            num_workers=workers,
+            pin_memory=self.pin_memory and _cuda(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            # each iteration's base seed comes from this generator, not from the global RNG
+            # (a resume restores that one after the saved epoch drew from it: dropout would differ)
+            generator=_seeded_generator(),
+        )
+
+    def split_inputs(self, split: str = "test"):
+        raise ConfigError(
+            "predict: data=streaming serves batches, not single inputs. Fix: give inputs=<a "
+            "folder or file>, or predict with the source option (data=<option>)"
+        )
+
+    def serving_info(self) -> dict:
+        from lightyard.data.predict import image_serving
+
+        return image_serving(self.channels, self.image_size, list(self.mean), list(self.std))
+
+
+def resumable_loader_class():
+    """LitData's StreamingDataLoader, resumable under Lightning's Trainer (LitData #775).
+
+    Lightning does restore it: the fit loop saves `state_dict()` in every checkpoint and calls
+    `load_state_dict()` before the loader's first `__iter__` (fit_loop.py:272, then :276). The
+    loader then sets `restore = True` (dataloader.py:1098) so that its next `__iter__` replays
+    the saved position instead of starting an epoch (dataloader.py:849). It puts `restore` back
+    to False only when an iteration runs to its end (dataloader.py:913), and under the Trainer
+    none does: with a known length the epoch loop stops after len(loader) batches
+    (training_epoch_loop.py:444) without exhausting the generator. So every later epoch
+    replays the restored one's position (its tail, and never a new epoch's order). Here the
+    restore holds for the one iteration that follows `load_state_dict`; each later one starts
+    a new epoch, as in a run that was never stopped."""
+    from litdata import StreamingDataLoader
+
+    class ResumableStreamingDataLoader(StreamingDataLoader):
+        _restored_for_next_iteration = False
+
+        def load_state_dict(self, obj) -> None:
+            super().load_state_dict(obj)
+            self._restored_for_next_iteration = bool(self.restore)
+
+        def __iter__(self):
+            if not self._restored_for_next_iteration:
+                self.restore = False
+            self._restored_for_next_iteration = False
+            yield from super().__iter__()
+
+    return ResumableStreamingDataLoader
+
+
+def _seeded_generator():
+    import torch
+
+    return torch.Generator().manual_seed(torch.initial_seed())
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def iterate_train(path: str, batch_size: int = 64, num_workers: int = 0, **settings: Any) -> float:
+    """Benchmark helper: read one epoch of a prepared set's train split as training reads it
+    (decoded, transformed, batched); returns images per second."""
+    import time
+
+    meta = read_prepared_meta(str(path), storage_options(settings.get("storage")))
+    module = StreamingImageDataModule(
+        path=str(path),
+        num_classes=meta["num_classes"],
+        channels=meta["channels"],
+        image_size=meta["image_size"],
+        cache_dir=settings.pop("cache_dir", str(Path(path) / ".cache")),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        **settings,
+    )
+    module.setup("fit")
+    started, seen = time.perf_counter(), 0
+    for images, _ in module.train_dataloader():
+        seen += len(images)
+    return seen / (time.perf_counter() - started)

@@ -1,0 +1,42 @@
+"""prepare(cfg): write the configured data option into LitData shards once (lightyard.data.shards)
+and say where they are; a second prepare of the same source writes nothing and says so."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from lightyard.config.instantiate import instantiate
+from lightyard.data.shard_sources import shard_source
+from lightyard.data.shards import check_workers, prepare_shards
+
+log = logging.getLogger(__name__)
+
+# keys of the data node that prepare reads and the DataModule does not take
+PREPARE_KEYS = ("prepare_workers", "prepare_dir", "prepare_chunk_bytes")
+
+
+def prepare(cfg: DictConfig) -> Path:
+    data = cfg.data.copy()
+    settings = {key: data.get(key) for key in PREPARE_KEYS}
+    check_workers(settings["prepare_workers"])
+    with open_dict(data):
+        for key in PREPARE_KEYS:
+            data.pop(key, None)
+    module = instantiate(data, "data")
+    if hasattr(module, "prepare_data") and getattr(module, "download", False):
+        module.prepare_data()  # a torchvision set fetched first when data.download=true
+    source = shard_source(module)
+    root = Path(settings["prepare_dir"] or Path(cfg.paths.data_dir) / "prepared")
+    folder, wrote = prepare_shards(
+        source, root, int(settings["prepare_workers"]), str(settings["prepare_chunk_bytes"])
+    )
+    sizes = ", ".join(f"{split} {len(refs)}" for split, refs in source.splits.items())
+    if wrote:
+        print(f"lightyard: prepared {source.name} ({sizes}) into {folder}")
+    else:
+        print(f"lightyard: {folder} already holds this source prepared ({sizes}): nothing to do")
+    print(f"Train from it: python train.py data=streaming data.path={folder}")
+    return folder

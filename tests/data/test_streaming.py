@@ -1,0 +1,248 @@
+"""prepare.py into LitData shards, and data=streaming: the same samples as the source option,
+bad inputs as one message, credentials never in the run directory, exact mid-epoch resume."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightyard.config.secrets import MASK, redact
+from lightyard.data.streaming import read_prepared_meta, storage_options
+from lightyard.errors import ConfigError
+from tests.conftest import run_cli
+
+STREAM = ["data=streaming", "data.num_classes=10", "data.channels=1", "data.image_size=8"]
+
+
+def test_storage_options_come_from_config_before_the_environment(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert storage_options({}) == {"endpoint_url": "http://127.0.0.1:1"}
+    given = {"endpoint_url": "http://127.0.0.1:2", "access_key_id": "a", "secret_access_key": "b"}
+    assert storage_options(given) == {
+        "endpoint_url": "http://127.0.0.1:2",
+        "aws_access_key_id": "a",
+        "aws_secret_access_key": "b",
+    }
+
+
+def test_storage_credentials_are_masked():
+    storage = {"access_key_id": "AKIA1234", "secret_access_key": "s3cr3t-value", "region": "x"}
+    masked = redact({"data": {"storage": storage}}, secrets=[])
+    assert masked["data"]["storage"] == {
+        "access_key_id": MASK,
+        "secret_access_key": MASK,
+        "region": "x",
+    }
+
+
+def test_a_directory_that_was_not_prepared_says_to_run_prepare(tmp_path):
+    with pytest.raises(ConfigError, match=r"python prepare\.py data="):
+        read_prepared_meta(str(tmp_path), {})
+    (tmp_path / "lightyard.json").write_text(json.dumps({"splits": {"train": 3}}))
+    with pytest.raises(ConfigError, match="train have no index.json"):
+        read_prepared_meta(str(tmp_path), {})
+
+
+def test_an_unreachable_endpoint_is_one_message():
+    options = {
+        "endpoint_url": "http://127.0.0.1:9",
+        "aws_access_key_id": "x",
+        "aws_secret_access_key": "y",
+    }
+    with pytest.raises(ConfigError, match="does not answer"):
+        read_prepared_meta("s3://bucket/prefix", options)
+
+
+def test_prepare_workers_below_one_exits_2(tmp_path, capsys):
+    from lightyard.cli import prepare
+
+    with pytest.raises(SystemExit) as stop:
+        prepare(["data=digits", "data.prepare_workers=0", f"paths.data_dir={tmp_path}"])
+    assert stop.value.code == 2
+    assert "data.prepare_workers=0" in capsys.readouterr().err
+    assert not (tmp_path / "prepared").exists()  # nothing half-written
+
+
+# --- real prepares and runs ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prepared_digits(tmp_path_factory) -> Path:
+    """digits prepared through the console entry point with two writer processes."""
+    root = tmp_path_factory.mktemp("prepared")
+    args = ["data=digits", "data.prepare_workers=2", f"data.prepare_dir={root}"]
+    done = run_cli("prepare.py", *args, cwd=root, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [folder] = [p for p in root.iterdir() if (p / "lightyard.json").is_file()]
+    assert f"into {folder}" in done.stdout
+    again = run_cli("prepare.py", *args, cwd=root, timeout=300)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
+    return folder
+
+
+def _streamed(folder: Path, split: str) -> dict[int, tuple[torch.Tensor, int]]:
+    from lightyard.data.streaming import StreamingImageDataModule
+
+    module = StreamingImageDataModule(
+        str(folder), num_classes=10, channels=1, image_size=8, cache_dir=str(folder / ".c")
+    )
+    module.setup("fit")
+    dataset = module.datasets[split]
+    decode = dataset.transform[0]
+    dataset.transform = [lambda sample: (sample["index"], decode(sample))]
+    return {int(i): (image, int(label)) for i, (image, label) in dataset}
+
+
+@pytest.mark.slow
+def test_prepared_digits_hold_the_datamodules_own_splits(prepared_digits):
+    """Same seeded split, same standardisation: every val/test sample equals the direct one."""
+    from lightyard.data.digits import DigitsDataModule
+
+    direct = DigitsDataModule()
+    direct.setup("fit")
+    meta = json.loads((prepared_digits / "lightyard.json").read_text())
+    assert meta["splits"] == {s: len(direct.datasets[s]) for s in ("train", "val", "test")}
+    for split in ("val", "test"):
+        streamed = _streamed(prepared_digits, split)
+        assert sorted(streamed) == list(range(len(direct.datasets[split])))
+        for index, (image, label) in streamed.items():
+            want_image, want_label = direct.datasets[split][index]
+            assert label == int(want_label)
+            assert torch.equal(image, want_image), (split, index)
+
+
+@pytest.mark.slow
+def test_a_mismatched_shape_is_a_config_error_before_training(prepared_digits, tmp_path):
+    args = [*STREAM[:-1], "data.image_size=28", f"data.path={prepared_digits}", "trainer=cpu"]
+    done = run_cli("train.py", *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "data.image_size=28" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_killed_mid_epoch_and_resumed_ends_like_an_uninterrupted_run(prepared_digits, tmp_path):
+    """SIGKILL at random steps after a step checkpoint, then resume=<run_dir>: the same weights
+    and metrics as a run never stopped (the streamed order continues where it was)."""
+    from tests.cli.test_resume import _launch, _step, _wait_for_fitting, _weights
+
+    data = [*STREAM, f"data.path={prepared_digits}"]  # test_resume's 5 epochs of 20 batches
+    reference = _launch(tmp_path / "reference", *data, cwd=tmp_path)
+    run_dir, rng, launches = tmp_path / "interrupted", random.Random(1), 0
+    for _ in range(2):
+        proc = _launch(run_dir, "resume=auto", *data, cwd=tmp_path)
+        assert _wait_for_fitting(run_dir, launches, proc), proc.stderr.read()[-3000:]
+        launches += 1
+        start = _step(run_dir)
+        while proc.poll() is None and _step(run_dir) < start + 3 + 3 * rng.randint(0, 2):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.1))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+    assert launches == 2 and _step(run_dir) % 20 != 0  # killed inside an epoch (20 batches)
+    final = _launch(run_dir, f"resume={run_dir}", cwd=tmp_path)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err[-3000:]
+    _, err = reference.communicate(timeout=300)
+    assert reference.returncode == 0, err[-3000:]
+
+    got = json.loads((run_dir / "metrics.json").read_text())
+    want = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    for key in ("test/acc", "test/loss", "val/acc", "val/loss", "train/loss_epoch"):
+        assert got[key] == pytest.approx(want[key], abs=1e-8), key
+    mine = _weights(run_dir / "checkpoints/last.ckpt")
+    theirs = _weights(tmp_path / "reference/checkpoints/last.ckpt")
+    for name in mine:
+        assert torch.allclose(mine[name].float(), theirs[name].float(), atol=1e-8, rtol=0), name
+
+
+def _ids(folder: Path, split: str, rank: int) -> list[int]:
+    return [int(line) for line in (folder / f"{split}-rank{rank}.txt").read_text().split()]
+
+
+@pytest.mark.slow
+def test_ddp_ranks_read_disjoint_shares_and_evaluate_every_sample_once(prepared_digits, tmp_path):
+    """Two CPU ranks through the command line. Training: disjoint, equal shares (the remainder
+    that does not fill a batch on both ranks is dropped, so both run the same batches);
+    validation and test: every sample exactly once across the ranks."""
+    from tests.conftest import REPO
+
+    records = tmp_path / "ids"
+    records.mkdir()
+    args = [
+        *STREAM,
+        "data._target_=tests.data.streaming_probe.IdRecordingStreamingDataModule",
+        f"data.path={prepared_digits}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "trainer.num_sanity_val_steps=0",
+        "print_config=false",
+    ]
+    env = {"RECORD_IDS_DIR": str(records), "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
+    done = run_cli("train.py", *args, cwd=tmp_path, timeout=400, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((prepared_digits / "lightyard.json").read_text())
+    batch = 64
+    train = [_ids(records, "train", rank) for rank in (0, 1)]
+    assert not set(train[0]) & set(train[1])
+    per_rank = (meta["splits"]["train"] // batch) // 2 * batch
+    assert [len(ids) for ids in train] == [per_rank, per_rank]
+    assert all(len(set(ids)) == len(ids) for ids in train)
+    assert set(train[0]) | set(train[1]) <= set(range(meta["splits"]["train"]))
+    for split in ("val", "test"):
+        shares = [_ids(records, split, rank) for rank in (0, 1)]
+        assert sorted(shares[0] + shares[1]) == list(range(meta["splits"][split])), split
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["mnist", "cifar10", "image_folder"])
+def test_prepared_image_sets_hold_the_datamodules_own_samples(option, tmp_path, cfg_factory):
+    """Files read as bytes or uint8 arrays, decoded at read time through the option's own
+    transform: every val and test sample equals the direct DataModule's."""
+    from lightyard.config.instantiate import instantiate
+    from lightyard.data.shard_sources import shard_source
+    from lightyard.data.shards import prepare_shards
+    from lightyard.data.streaming import StreamingImageDataModule
+    from tests.conftest import write_cifar10, write_image_folder, write_mnist
+
+    root = tmp_path / "src"
+    settings = {
+        "mnist": lambda: [f"data.root={write_mnist(root)}", "data.download=false"],
+        "cifar10": lambda: [
+            f"data.root={write_cifar10(root)}",
+            "data.download=false",
+            "data.verify=false",
+        ],
+        "image_folder": lambda: [f"data.root={write_image_folder(root)}", "data.num_classes=3"],
+    }[option]()
+    cfg = cfg_factory(f"data={option}", *settings, "data.num_workers=0")
+    direct = instantiate(cfg.data, "data")
+    folder, wrote = prepare_shards(shard_source(direct), tmp_path / "out", 1, verbose=False)
+    assert wrote
+    direct.setup("fit")
+    meta = json.loads((folder / "lightyard.json").read_text())
+    streamed = StreamingImageDataModule(
+        str(folder), meta["num_classes"], meta["channels"], meta["image_size"], str(tmp_path)
+    )
+    streamed.setup("fit")
+    assert streamed.classes == [str(c) for c in direct.classes]
+    for split in ("val", "test"):
+        dataset = streamed.datasets[split]
+        decode = dataset.transform[0]
+        dataset.transform = [lambda sample, d=decode: (sample["index"], d(sample))]
+        got = {int(i): item for i, item in dataset}
+        assert sorted(got) == list(range(len(direct.datasets[split])))
+        for index, (image, label) in got.items():
+            want_image, want_label = direct.datasets[split][index]
+            assert label == int(want_label) and torch.equal(image, want_image), (split, index)
