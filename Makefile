@@ -51,12 +51,12 @@ test-oldest: $(STAMP_OLDEST) ## the fast subset on the oldest Lightning pyprojec
 	$(VENV_OLDEST)/bin/python -m pytest -n $(JOBS) --dist loadgroup -m "not slow" $(ARGS)
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check src tests benchmarks train.py eval.py predict.py export.py
-	$(BIN)/ruff format --check src tests benchmarks train.py eval.py predict.py export.py
+	$(BIN)/ruff check src tests benchmarks train.py eval.py predict.py export.py prepare.py
+	$(BIN)/ruff format --check src tests benchmarks train.py eval.py predict.py export.py prepare.py
 
 format: install ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests benchmarks train.py eval.py predict.py export.py
-	$(BIN)/ruff format src tests benchmarks train.py eval.py predict.py export.py
+	$(BIN)/ruff check --fix src tests benchmarks train.py eval.py predict.py export.py prepare.py
+	$(BIN)/ruff format src tests benchmarks train.py eval.py predict.py export.py prepare.py
 
 bench: install ## the CPU benchmarks (about 15 minutes on 2 cores; MNIST only with LIGHTYARD_MNIST=<idx files>); rewrites the README's results
 	$(BIN)/python -m benchmarks.cli_latency

@@ -152,6 +152,8 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--lm-gb", type=float, default=1.0, help="size of the generated corpus")
+    parser.add_argument("--large-gb", type=float, default=4.0, help="rss_large_vs_small's set")
+    parser.add_argument("--small-gb", type=float, default=0.5)
     parser.add_argument("--skip-loaders", action="store_true", help="only the ratios")
     args = parser.parse_args()
     from hydra.utils import instantiate
@@ -167,7 +169,9 @@ def main() -> dict:
         except ImportError as missing:  # litdata is not installed
             print(f"streaming ratios skipped: {missing}")
         else:
-            stream_ratios, stream_details = streaming_ratios(Path(tmp) / "stream")
+            stream_ratios, stream_details = streaming_ratios(
+                Path(tmp) / "stream", large_gb=args.large_gb, small_gb=args.small_gb
+            )
             ratios |= stream_ratios
             details |= stream_details
         for name, overrides in ({} if args.skip_loaders else datasets(Path(tmp))).items():

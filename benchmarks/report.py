@@ -21,6 +21,16 @@ WORKLOADS = ("tiny_cnn", "small_cnn", "cnn", "transformer", "resnet", "lstm")
 PHASES = ("loop and data", "forward and loss", "backward", "optimizer step")
 
 
+DATA_TARGETS = {
+    "device_vs_per_sample": ">= 20",
+    "stream_vs_folder": ">= 3",
+    "stream_vs_decode_limit": ">= 0.7",
+    "prepare_2_vs_1_workers": ">= 1.7",
+    "rss_large_vs_small": "<= 1.2",
+    "lm_tokenize_rss_gb": "< 2",
+}
+
+
 def _in_order(results: dict) -> list:
     rank = {name: i for i, name in enumerate(WORKLOADS)}
     return sorted(results.items(), key=lambda item: rank.get(item[0], len(rank)))
@@ -115,6 +125,18 @@ def section() -> str:
             for name, r in data["results"].items()
         ]
         lines += _table(["data", "workers", "delivered", "consumed", "ratio"], rows)
+        if ratios := data.get("ratios"):
+            lines += [
+                "",
+                "**Data at scale** (`python -m benchmarks.data_pipeline`; the prepare and "
+                "streaming ratios from `benchmarks.streaming_pipeline`, each measured inside one "
+                "run; sizes in the JSON's `details`):",
+                "",
+            ]
+            lines += _table(
+                ["ratio", "value", "target"],
+                [[k, f"{v:.2f}", DATA_TARGETS.get(k, "-")] for k, v in ratios.items()],
+            )
     if tta := _load("time_to_accuracy"):
         lines += ["", "**Time to accuracy** (`python -m benchmarks.time_to_accuracy`):", ""]
         rows = [

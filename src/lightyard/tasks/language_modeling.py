@@ -83,7 +83,10 @@ class LanguageModelingTask(Task):
 
     def _tokens_per_byte(self) -> dict[str, float]:
         """Each split's tokens per byte, from the trainer's DataModule ({} without one)."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        try:
+            datamodule = getattr(self.trainer, "datamodule", None)
+        except RuntimeError:  # not attached to a trainer
+            return {}
         ratios = getattr(datamodule, "tokens_per_byte", None)
         return ratios() if callable(ratios) else {}
 
