@@ -124,13 +124,20 @@ def write_corpus(path: Path, gigabytes: float, seed: int = 0) -> int:
 
 
 TOKENIZE = """
-import json, resource, sys, time
+import json, sys
+
+def peak_rss_gb():
+    # VmHWM starts afresh with exec; ru_maxrss keeps the parent's peak across it
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+, time
 from lightyard.data.text import tokenize_corpus
 start = time.perf_counter()
 folder = tokenize_corpus(sys.argv[1], sys.argv[2], tokenizer="bpe", vocab_size=8000)
 meta = json.loads((folder / "meta.json").read_text())
 print(json.dumps({"seconds": time.perf_counter() - start, "tokens": meta["tokens"],
-                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+                  "peak_rss_gb": peak_rss_gb()}))
 """
 
 

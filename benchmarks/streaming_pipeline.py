@@ -100,14 +100,21 @@ def decode_limit(root: Path, processes: int) -> float:
 
 
 PREPARE_AND_STREAM = """
-import json, resource, sys
+import json, sys
+
+def peak_rss_gb():
+    # VmHWM starts afresh with exec; ru_maxrss keeps the parent's peak across it
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+
 from pathlib import Path
 from benchmarks.streaming_pipeline import prepare
 from lightyard.data.streaming import iterate_train
 folder, seconds = prepare(Path(sys.argv[1]), Path(sys.argv[2]), 2, 64)
-rate = iterate_train(str(folder), batch_size=64, num_workers=1, image_size=64)
+rate = iterate_train(str(folder), batch_size=64, num_workers=1)
 print(json.dumps({"prepare_s": seconds, "stream_images_per_s": rate,
-                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+                  "peak_rss_gb": peak_rss_gb()}))
 """
 
 
@@ -138,7 +145,7 @@ def streaming_ratios(
     cifar = work / "cifar_jpegs"
     write_jpegs(cifar, small, (32, 32))
     folder, _ = prepare(cifar, work / "prepared_cifar", 2, 32)
-    streamed = iterate_train(str(folder), batch_size=64, num_workers=workers, image_size=32)
+    streamed = iterate_train(str(folder), batch_size=64, num_workers=workers)
     read = folder_rate(cifar, workers, 32)
     details["stream_vs_folder"] = {"stream": streamed, "folder": read, "workers": workers}
     ratios["stream_vs_folder"] = streamed / read
@@ -151,7 +158,7 @@ def streaming_ratios(
         rates[count] = large_images / seconds
     details["prepare_images_per_s"] = rates
     ratios["prepare_2_vs_1_workers"] = rates[2] / rates[1]
-    streamed = iterate_train(str(folders[2]), batch_size=32, num_workers=2, image_size=224)
+    streamed = iterate_train(str(folders[2]), batch_size=32, num_workers=2)
     limit = decode_limit(big, 2)
     details["stream_vs_decode_limit"] = {"stream": streamed, "limit": limit, "processes": 2}
     ratios["stream_vs_decode_limit"] = streamed / limit
