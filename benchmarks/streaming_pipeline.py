@@ -48,16 +48,17 @@ def write_jpegs(root: Path, count: int, size: tuple[int, int], classes: int = 4)
 
 
 def prepare(root: Path, out: Path, workers: int, image_size: int) -> tuple[Path, float]:
-    from lightyard.data.shard_sources import image_folder_source
-    from lightyard.data.shards import prepare_shards
-    from lightyard.data.vision import ImageFolderDataModule
+    from lightyard.data.shards import prepare_image_folder
 
-    module = ImageFolderDataModule(
-        root=str(root), num_classes=4, image_size=image_size, num_workers=0, loader="per_sample"
+    return prepare_image_folder(
+        root,
+        out,
+        workers,
+        num_classes=4,
+        image_size=image_size,
+        num_workers=0,
+        loader="per_sample",
     )
-    started = time.perf_counter()
-    folder, _ = prepare_shards(image_folder_source(module), out, workers, verbose=False)
-    return folder, time.perf_counter() - started
 
 
 def folder_rate(root: Path, workers: int, image_size: int) -> float:

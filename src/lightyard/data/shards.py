@@ -114,13 +114,14 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 def prepare_image_folder(
     root: str | Path, out: str | Path, workers: int, *, num_classes: int, **settings: Any
-) -> float:
+) -> tuple[Path, float]:
     """Benchmark helper: prepare <root>/<class>/<image> into shards under `out` with `workers`
-    processes; returns the seconds it took (0.0 when the same source was already prepared)."""
+    processes; returns the prepared directory and the seconds it took (0.0 when the same
+    source was already prepared)."""
     from lightyard.data.shard_sources import image_folder_source
     from lightyard.data.vision import ImageFolderDataModule
 
     module = ImageFolderDataModule(root=str(root), num_classes=num_classes, **settings)
     started = time.perf_counter()
-    _, wrote = prepare_shards(image_folder_source(module), Path(out), workers, verbose=False)
-    return time.perf_counter() - started if wrote else 0.0
+    folder, wrote = prepare_shards(image_folder_source(module), Path(out), workers, verbose=False)
+    return folder, time.perf_counter() - started if wrote else 0.0
