@@ -263,6 +263,21 @@ def local_datasets(tmp_path_factory, text_files) -> dict[str, list[str]]:
             "data.channels=1",
             "data.image_size=8",
         ],
+        "streaming_lm": [
+            "data=streaming_lm",
+            "model=gpt",
+            f"data.path={root / 'prepared_lm'}",
+            "data.vocab_size=300",
+            "data.block_size=32",
+        ],
+        "streaming_text": [
+            "data=streaming_text",
+            "model=lstm",
+            f"data.path={root / 'prepared_text'}",
+            "data.vocab_size=300",
+            "data.num_classes=2",
+            "data.max_length=64",
+        ],
         "mnist": ["data=mnist", f"data.root={root}", "data.download=false", "data.num_workers=0"],
         "fashion_mnist": [
             "data=fashion_mnist",

@@ -86,6 +86,19 @@ def prepared_digits(tmp_path_factory) -> Path:
     return folder
 
 
+def _samples(module, split: str) -> dict[int, tuple[torch.Tensor, int]]:
+    """Every sample of a split by its id, each through the evaluation batches' own steps (the
+    decode in the dataset, then scaling and normalisation as a batch of one)."""
+    dataset = module.datasets[split]
+    decode, collate = dataset.transform[0], module.collate_fn()
+    dataset.transform = [lambda sample: (sample["index"], decode(sample))]
+    samples = {}
+    for index, item in dataset:
+        images, labels = collate([item])
+        samples[int(index)] = (images[0], int(labels[0]))
+    return samples
+
+
 def _streamed(folder: Path, split: str) -> dict[int, tuple[torch.Tensor, int]]:
     from lightyard.data.streaming import StreamingImageDataModule
 
@@ -93,10 +106,7 @@ def _streamed(folder: Path, split: str) -> dict[int, tuple[torch.Tensor, int]]:
         str(folder), num_classes=10, channels=1, image_size=8, cache_dir=str(folder / ".c")
     )
     module.setup("fit")
-    dataset = module.datasets[split]
-    decode = dataset.transform[0]
-    dataset.transform = [lambda sample: (sample["index"], decode(sample))]
-    return {int(i): (image, int(label)) for i, (image, label) in dataset}
+    return _samples(module, split)
 
 
 @pytest.mark.slow
@@ -206,10 +216,20 @@ def test_ddp_ranks_read_disjoint_shares_and_evaluate_every_sample_once(prepared_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("option", ["mnist", "cifar10", "image_folder"])
-def test_prepared_image_sets_hold_the_datamodules_own_samples(option, tmp_path, cfg_factory):
-    """Files read as bytes or uint8 arrays, decoded at read time through the option's own
-    transform: every val and test sample equals the direct DataModule's."""
+@pytest.mark.parametrize(
+    "option, image_format",
+    [
+        ("mnist", "auto"),
+        ("cifar10", "auto"),
+        ("image_folder", "pixels"),
+        ("image_folder", "encoded"),
+    ],
+)
+def test_prepared_image_sets_hold_the_datamodules_own_samples(
+    option, image_format, tmp_path, cfg_factory
+):
+    """uint8 arrays, image files decoded at prepare (pixels) or stored as read (encoded) and
+    decoded when streamed: every val and test sample equals the direct DataModule's."""
     from lightyard.config.instantiate import instantiate
     from lightyard.data.shard_sources import shard_source
     from lightyard.data.shards import prepare_shards
@@ -228,20 +248,21 @@ def test_prepared_image_sets_hold_the_datamodules_own_samples(option, tmp_path, 
     }[option]()
     cfg = cfg_factory(f"data={option}", *settings, "data.num_workers=0")
     direct = instantiate(cfg.data, "data")
-    folder, wrote = prepare_shards(shard_source(direct), tmp_path / "out", 1, verbose=False)
+    folder, wrote = prepare_shards(
+        shard_source(direct, image_format=image_format), tmp_path / "out", 1, verbose=False
+    )
     assert wrote
     direct.setup("fit")
     meta = json.loads((folder / "lightyard.json").read_text())
+    if option == "image_folder":
+        assert meta["image_format"] == image_format
     streamed = StreamingImageDataModule(
         str(folder), meta["num_classes"], meta["channels"], meta["image_size"], str(tmp_path)
     )
     streamed.setup("fit")
     assert streamed.classes == [str(c) for c in direct.classes]
     for split in ("val", "test"):
-        dataset = streamed.datasets[split]
-        decode = dataset.transform[0]
-        dataset.transform = [lambda sample, d=decode: (sample["index"], d(sample))]
-        got = {int(i): item for i, item in dataset}
+        got = _samples(streamed, split)
         assert sorted(got) == list(range(len(direct.datasets[split])))
         for index, (image, label) in got.items():
             want_image, want_label = direct.datasets[split][index]

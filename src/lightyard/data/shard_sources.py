@@ -25,14 +25,21 @@ SPLITS = ("train", "val", "test")
 @dataclass
 class ShardSource:
     """A data option as prepare sees it. `splits` maps a split to its references (in the order
-    samples are written), `reader` makes a sample of one, `meta` goes into lightyard.json, and
-    `fingerprint` (with the settings) names the prepared directory."""
+    samples are written), `reader` makes a sample of one (or is a dict of one reader per split),
+    `meta` goes into lightyard.json, and `fingerprint` (with the settings) names the prepared
+    directory. `optimize` holds extra arguments for LitData's optimize (token chunks), and
+    `extras` writes files the set needs besides its shards (a tokenizer)."""
 
     name: str
     fingerprint: dict[str, Any]
     splits: dict[str, list[Any]]
     reader: Any
     meta: dict[str, Any] = field(default_factory=dict)
+    optimize: dict[str, Any] = field(default_factory=dict)
+    extras: Any = None
+
+    def reader_for(self, split: str):
+        return self.reader[split] if isinstance(self.reader, dict) else self.reader
 
 
 def file_fingerprint(path: Path) -> dict[str, Any]:
@@ -49,6 +56,39 @@ class EncodedFileReader:
     def __call__(self, ref: tuple[int, str, int]) -> dict[str, Any]:
         index, path, label = ref
         return {"index": index, "image": Path(path).read_bytes(), "label": label}
+
+
+class PixelFileReader:
+    """Image files decoded once, at prepare, to uint8 (channels, size, size) as the direct
+    DataModule decodes them: a streamed batch then needs no decoding at all (FFCV's raw mode).
+    Worth it for small images, whose decoded pixels are few (64x64 RGB: 12 KB)."""
+
+    def __init__(self, channels: int, image_size: int) -> None:
+        self.channels, self.image_size = channels, image_size
+
+    def __call__(self, ref: tuple[int, str, int]) -> dict[str, Any]:
+        from lightyard.data.vision import load_image, uint8_transform
+
+        index, path, label = ref
+        image = uint8_transform(self.channels, self.image_size)(load_image(path))
+        return {"index": index, "image": image.numpy(), "label": label}
+
+
+IMAGE_FORMATS = ("auto", "pixels", "encoded")
+# data.prepare_image_format=auto stores decoded pixels up to this image_size, file bytes above
+PIXELS_UP_TO = 64
+
+
+def image_format_for(module, image_format: str) -> str:
+    if image_format not in IMAGE_FORMATS:
+        raise ConfigError(
+            f"data.prepare_image_format={image_format!r}. Allowed: auto (pixels up to "
+            f"image_size {PIXELS_UP_TO}, else the files as read), pixels, encoded. Fix: set "
+            "data.prepare_image_format=auto"
+        )
+    if image_format == "auto":
+        return "pixels" if module.image_size <= PIXELS_UP_TO else "encoded"
+    return image_format
 
 
 class IdxReader:
@@ -152,7 +192,7 @@ def image_meta(module, classes: list[str], image_format: str, **extra: Any) -> d
     }
 
 
-def image_folder_source(module) -> ShardSource:
+def image_folder_source(module, image_format: str = "auto") -> ShardSource:
     from torchvision.datasets import ImageFolder
 
     folder = module._folder(module.root, "data.root")  # the checks training makes, and the listing
@@ -176,8 +216,14 @@ def image_folder_source(module) -> ShardSource:
         "fractions": module.fractions,
         "split_seed": module.split_seed,
     }
-    meta = image_meta(module, folder.classes, "encoded")
-    return ShardSource("image_folder", fingerprint, splits, EncodedFileReader(), meta)
+    image_format = image_format_for(module, image_format)
+    if image_format == "pixels":
+        reader: Any = PixelFileReader(module.channels, module.image_size)
+        fingerprint.update(pixels=[module.channels, module.image_size])
+    else:
+        reader = EncodedFileReader()
+    meta = image_meta(module, folder.classes, image_format)
+    return ShardSource("image_folder", fingerprint, splits, reader, meta)
 
 
 def torchvision_source(module) -> ShardSource:
@@ -278,18 +324,26 @@ def digits_source(module) -> ShardSource:
     return ShardSource("digits", fingerprint, splits, DigitsReader(), meta)
 
 
-def shard_source(module) -> ShardSource:
-    """The prepare view of a configured DataModule (one of lightyard's image options)."""
+def shard_source(module, chunk_bytes: str = "64MB", image_format: str = "auto") -> ShardSource:
+    """The prepare view of a configured DataModule."""
     from lightyard.data.digits import DigitsDataModule
+    from lightyard.data.text import LanguageModelingDataModule, TextClassificationDataModule
+    from lightyard.data.token_shards import lm_source, text_classification_source
     from lightyard.data.vision import ImageFolderDataModule, TorchvisionDataModule
 
+    if isinstance(module, LanguageModelingDataModule):
+        return lm_source(module, chunk_bytes)
+    if isinstance(module, TextClassificationDataModule):
+        return text_classification_source(module)
+
     if isinstance(module, ImageFolderDataModule):
-        return image_folder_source(module)
+        return image_folder_source(module, image_format)
     if isinstance(module, TorchvisionDataModule):
         return torchvision_source(module)
     if isinstance(module, DigitsDataModule):
         return digits_source(module)
     raise ConfigError(
         f"data: {type(module).__name__} cannot be prepared into shards yet. Allowed: "
-        "data=image_folder|mnist|fashion_mnist|cifar10|digits. Fix: pick one of those"
+        "the image options (image_folder, mnist, fashion_mnist, cifar10, digits) and the text "
+        "ones (text_files, hf_text, text_files_lm, stdlib_lm ...). Fix: pick one of those"
     )

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,9 @@ def prepare_shards(
     for split in SPLITS:
         refs = source.splits.get(split)
         if refs:
-            write_split(source, folder / split, refs, workers, chunk_bytes, verbose)
+            write_split(source, split, folder / split, refs, workers, chunk_bytes, verbose)
+    if source.extras is not None:
+        source.extras(folder)
     meta = {
         **source.meta,
         "name": source.name,
@@ -80,7 +84,13 @@ def prepare_shards(
 
 
 def write_split(
-    source: ShardSource, out: Path, refs: list, workers: int, chunk_bytes: str, verbose: bool
+    source: ShardSource,
+    split: str,
+    out: Path,
+    refs: list,
+    workers: int,
+    chunk_bytes: str,
+    verbose: bool,
 ) -> None:
     from litdata import optimize
 
@@ -94,18 +104,35 @@ def write_split(
         log.info("%s was started with another number of workers: writing it again", out)
         shutil.rmtree(out)
     started = time.perf_counter()
-    optimize(
-        fn=source.reader,
-        inputs=refs,
-        output_dir=str(out),
-        chunk_bytes=chunk_bytes,
-        num_workers=workers,
-        use_checkpoint=True,
-        keep_data_ordered=True,
-        reorder_files=False,
-        verbose=verbose,
-    )
+    # token chunks are sized in tokens (chunk_size), everything else in bytes
+    size = {} if "chunk_size" in source.optimize else {"chunk_bytes": chunk_bytes}
+    previous = multiprocessing.get_start_method(allow_none=True)
+    try:
+        optimize(
+            fn=source.reader_for(split),
+            inputs=refs,
+            output_dir=str(out),
+            **size,
+            **source.optimize,
+            num_workers=workers,
+            use_checkpoint=True,
+            keep_data_ordered=True,
+            reorder_files=False,
+            verbose=verbose,
+            start_method=_start_method(),
+        )
+    finally:
+        # optimize sets the process-wide start method: the caller's loaders keep their own
+        multiprocessing.set_start_method(previous, force=True)
     log.info("Wrote %s (%d samples) in %.1f s", out, len(refs), time.perf_counter() - started)
+
+
+def _start_method() -> str:
+    """fork on Linux: LitData's own default, spawn, starts every worker of every split as a
+    fresh interpreter that imports torch again (seconds each: 47 s against 0.5 s to prepare 40
+    images with 2 workers here). The readers hold only paths, so a forked worker shares
+    nothing it could deadlock on; macOS, where fork is unsafe, keeps spawn."""
+    return "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -113,7 +140,13 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def prepare_image_folder(
-    root: str | Path, out: str | Path, workers: int, *, num_classes: int, **settings: Any
+    root: str | Path,
+    out: str | Path,
+    workers: int,
+    *,
+    num_classes: int,
+    image_format: str = "auto",
+    **settings: Any,
 ) -> tuple[Path, float]:
     """Benchmark helper: prepare <root>/<class>/<image> into shards under `out` with `workers`
     processes; returns the prepared directory and the seconds it took (0.0 when the same
@@ -123,5 +156,23 @@ def prepare_image_folder(
 
     module = ImageFolderDataModule(root=str(root), num_classes=num_classes, **settings)
     started = time.perf_counter()
-    folder, wrote = prepare_shards(image_folder_source(module), Path(out), workers, verbose=False)
+    folder, wrote = prepare_shards(
+        image_folder_source(module, image_format), Path(out), workers, verbose=False
+    )
     return folder, time.perf_counter() - started if wrote else 0.0
+
+
+# the streamed option of each kind of prepared data, and the keys it states from the set
+STREAMED = {
+    "image": ("streaming", ("num_classes", "channels", "image_size")),
+    "lm": ("streaming_lm", ("block_size",)),
+    "tokens": ("streaming_text", ("num_classes", "max_length")),
+}
+
+
+def stream_overrides(meta: dict, folder: Path) -> str:
+    option, keys = STREAMED[meta["input_kind"]]
+    stated = [f"data.{key}={meta[key]}" for key in keys]
+    if meta["input_kind"] != "image":
+        stated.append(f"data.vocab_size={meta['tokenizer_size']}")
+    return " ".join([f"data={option}", f"data.path={folder}", *stated])

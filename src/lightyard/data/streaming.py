@@ -109,40 +109,206 @@ def read_prepared_meta(path: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 class DecodeImage:
-    """A stored sample -> (image tensor, label), decoded as the direct DataModules decode: file
-    bytes or uint8 arrays through PIL and the option's transform, digits scaled and
-    standardised. Picklable: it runs in the loader's workers."""
+    """A stored sample -> (uint8 image of (channels, size, size), label), the bytes the direct
+    DataModules hold before their float conversion: file bytes and arrays of another shape
+    through PIL and the same resize, arrays already in shape (torchvision's sets, pixels that
+    prepare decoded) as they are. Picklable: it runs in the loader's workers; the random and
+    float steps happen per batch (ImageBatch)."""
 
-    def __init__(self, meta: dict[str, Any], transform) -> None:
+    def __init__(self, meta: dict[str, Any], channels: int, image_size: int) -> None:
         self.format = meta["image_format"]
-        self.scale = float(meta.get("scale", 1.0))
-        self.mean, self.std = float(meta["mean"][0]), float(meta["std"][0])
-        self.transform = transform
+        self.channels, self.image_size = channels, image_size
+        self._transform = None
+
+    def _pil(self, picture):
+        if self._transform is None:
+            from lightyard.data.vision import uint8_transform
+
+            self._transform = uint8_transform(self.channels, self.image_size)
+        return self._transform(picture)
 
     def __call__(self, sample: dict[str, Any]):
+        import numpy as np
         import torch
         from PIL import Image
 
         label = int(sample["label"])
         image = sample["image"]
-        if self.format == "scaled":
-            tensor = torch.as_tensor(image, dtype=torch.float32) / self.scale
-            return (tensor - self.mean) / self.std, label
         if self.format == "encoded":
             with Image.open(io.BytesIO(image)) as opened:
-                picture = opened.convert("RGB")
-        else:  # uint8 arrays: (H, W) grey or (H, W, 3) colour, as torchvision's sets hold them
-            picture = Image.fromarray(image)
-        return self.transform(picture), label
+                return self._pil(opened.convert("RGB")), label
+        array = np.asarray(image)
+        if array.ndim == 3 and array.shape[-1] == 3 and self.format == "array":
+            array = array.transpose(2, 0, 1)  # (H, W, 3) as torchvision's CIFAR holds it
+        if array.ndim == 2:
+            array = array[None]
+        if array.shape == (self.channels, self.image_size, self.image_size):
+            return torch.from_numpy(np.ascontiguousarray(array)), label
+        picture = Image.fromarray(array[0] if len(array) == 1 else array.transpose(1, 2, 0))
+        return self._pil(picture), label
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_transform": None}
 
 
-class StreamingImageDataModule(SplitDataModule):
+class ImageBatch:
+    """Collates uint8 images and applies the per-batch steps: for training a random shift and
+    mirror (device.crop_and_flip, drawn from this process's torch RNG, which the loader seeds
+    per worker), then scaling and normalisation in the order ToTensor and Normalize use, so
+    unaugmented batches equal the per-sample path's values."""
+
+    def __init__(self, mean, std, scale: float, shift: int = 0, hflip: bool = False) -> None:
+        self.mean, self.std, self.scale = list(mean), list(std), scale
+        self.shift, self.hflip = shift, hflip
+        self._normalize = None
+
+    def __call__(self, samples):
+        import torch
+
+        from lightyard.data.device import Normalize, crop_and_flip
+
+        if self._normalize is None:
+            self._normalize = Normalize(self.mean, self.std, self.scale)
+        images = torch.stack([image for image, _ in samples])
+        labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+        if self.shift or self.hflip:
+            seed = int(torch.randint(0, 2**62, (1,)))
+            images = crop_and_flip(
+                images, self.shift, self.hflip, torch.Generator().manual_seed(seed)
+            )
+        return self._normalize(images), labels
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_normalize": None}
+
+
+class StreamingDataModule(SplitDataModule):
+    """A prepared set (lightyard.json, one LitData dataset per split) streamed from a local
+    directory or s3://. Subclasses say which `input_kind` they read, which keys the config
+    states that must agree with the set (`stated`), and how a split's dataset is made
+    (`dataset_options`: transform, item loader)."""
+
+    input_kind = ""
+    stated: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        path: str,
+        cache_dir: str,
+        storage: dict[str, Any] | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        self.path = str(path)
+        self.cache_dir = cache_dir
+        self.storage = dict(storage or {})
+        self.meta: dict[str, Any] = {}
+
+    def _split_path(self, split: str) -> str:
+        return f"{self.path.rstrip('/')}/{split}"
+
+    def _options(self) -> dict[str, Any]:
+        return storage_options(self.storage)
+
+    def _check_meta(self, meta: dict[str, Any]) -> None:
+        if meta.get("input_kind") != self.input_kind:
+            from lightyard.data.shards import STREAMED
+
+            option = STREAMED.get(meta.get("input_kind"), ("another option",))[0]
+            raise ConfigError(
+                f"data.path={self.path} holds {meta.get('input_kind')} data, which "
+                f"data={STREAMED[self.input_kind][0]} does not read. Allowed: data={option} for "
+                f"it. Fix: set data={option}, or point data.path at another prepared set"
+            )
+        for key in self.stated:
+            given, actual = getattr(self, key), meta[key]
+            if given != actual:
+                raise ConfigError(
+                    f"data.{key}={given}, but the prepared set at {self.path} has {key} "
+                    f"{actual}. Allowed: {actual}. Fix: set data.{key}={actual}"
+                )
+
+    def dataset_options(self, split: str, meta: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        from litdata import StreamingDataset
+
+        options = self._options()
+        self.meta = meta = read_prepared_meta(self.path, options)
+        self._check_meta(meta)
+        rank, world = shard(self.trainer)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if world > 1 else None
+        seed = self._seed() if seed is None else seed
+        remote = {"storage_options": options} if self.path.startswith("s3://") else {}
+        if remote and str(options.get("endpoint_url", "")).startswith("http://"):
+            from lightyard import _internals
+
+            _internals.allow_plain_http_object_store()
+        for split in meta["splits"]:
+            training = split == "train"
+            self.datasets[split] = StreamingDataset(
+                self._split_path(split),
+                cache_dir=self.cache_dir if remote else None,
+                shuffle=training,
+                drop_last=training and world > 1,
+                seed=seed,
+                # one sample decoded per read: LitData 0.2.76 decodes windows of 32 samples that
+                # hold arrays but shuffles in blocks of 256, so a shuffled read decoded up to 32
+                # (2 workers streamed 32x32 images at 3k/s; per sample: 52k/s)
+                batch_decode=0,
+                **self.dataset_options(split, meta),
+                **remote,
+            )
+
+    @staticmethod
+    def _seed() -> int:
+        import torch
+
+        return int(torch.initial_seed()) % (2**32)
+
+    def batch_collate(self, split: str):
+        """The collation of one split's batches (the images' adds training's augmentation)."""
+        return self.collate_fn()
+
+    def _loader(self, split: str, shuffle: bool = False):
+        workers = self.num_workers
+        collate = self.batch_collate(split)
+        return resumable_loader_class()(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            num_workers=workers,
+            pin_memory=self.pin_memory and _cuda(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            # each iteration's base seed comes from this generator, not from the global RNG
+            # (a resume restores that one after the saved epoch drew from it: dropout would differ)
+            generator=_seeded_generator(),
+            **({"collate_fn": collate} if collate is not None else {}),
+        )
+
+    def split_inputs(self, split: str = "test"):
+        """A prepared split read by index (LitData's random access), in its stored order."""
+        from lightyard.data.predict import PredictionInputs
+
+        self.setup("predict")
+        dataset = self.datasets[split]
+        ids = [str(i) for i in range(len(dataset))]
+        return PredictionInputs(dataset, ids, self.collate_fn(), has_targets=True)
+
+
+class StreamingImageDataModule(StreamingDataModule):
     """Images prepared by `python prepare.py data=image_folder|mnist|fashion_mnist|cifar10|digits`,
     streamed. `channels`, `image_size` and `num_classes` are stated in the config (other groups
     interpolate them and the checks before a run read them) and checked against lightyard.json
     at setup."""
 
     input_kind = "image"
+    stated = ("num_classes", "channels", "image_size")
 
     def __init__(
         self,
@@ -159,93 +325,28 @@ class StreamingImageDataModule(SplitDataModule):
         shift: int = 0,
         hflip: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
-        self.path = str(path)
+        super().__init__(
+            path, cache_dir, storage, batch_size, num_workers, pin_memory, persistent_workers
+        )
         self.num_classes = num_classes
         self.channels = channels
         self.image_size = image_size
-        self.cache_dir = cache_dir
-        self.storage = dict(storage or {})
         self.shift = shift
         self.hflip = hflip
-        self.meta: dict[str, Any] = {}
 
-    def _split_path(self, split: str) -> str:
-        return f"{self.path.rstrip('/')}/{split}"
-
-    def _check_meta(self, meta: dict[str, Any]) -> None:
-        if meta.get("input_kind") != self.input_kind:
-            raise ConfigError(
-                f"data.path={self.path} holds {meta.get('input_kind')} data, but data=streaming "
-                f"reads images. Fix: point data.path at a prepared image set"
-            )
-        for key in ("num_classes", "channels", "image_size"):
-            given, actual = getattr(self, key), meta[key]
-            if given != actual:
-                raise ConfigError(
-                    f"data.{key}={given}, but the prepared set at {self.path} has {key} "
-                    f"{actual}. Allowed: {actual}. Fix: set data.{key}={actual}"
-                )
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
-        from litdata import StreamingDataset
-
-        from lightyard.data.vision import image_transform
-
-        options = storage_options(self.storage)
-        self.meta = meta = read_prepared_meta(self.path, options)
-        self._check_meta(meta)
+    def dataset_options(self, split: str, meta: dict[str, Any]) -> dict[str, Any]:
         self.classes = list(meta["classes"])
         self.mean, self.std = meta["mean"], meta["std"]
-        rank, world = shard(self.trainer)
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if world > 1 else None
-        seed = self._seed() if seed is None else seed
-        size, channels = self.image_size, self.channels
-        plain = image_transform(channels, size, self.mean, self.std)
-        augmented = image_transform(channels, size, self.mean, self.std, self.shift, self.hflip)
-        remote = {"storage_options": options} if self.path.startswith("s3://") else {}
-        if remote and str(options.get("endpoint_url", "")).startswith("http://"):
-            from lightyard import _internals
+        return {"transform": DecodeImage(meta, self.channels, self.image_size)}
 
-            _internals.allow_plain_http_object_store()
-        for split in meta["splits"]:
-            training = split == "train"
-            self.datasets[split] = StreamingDataset(
-                self._split_path(split),
-                cache_dir=self.cache_dir if remote else None,
-                shuffle=training,
-                drop_last=training and world > 1,
-                seed=seed,
-                transform=DecodeImage(meta, augmented if training else plain),
-                **remote,
-            )
+    def collate_fn(self):
+        """Evaluation and predict batches: unaugmented."""
+        return ImageBatch(self.mean, self.std, float(self.meta.get("scale", 255.0)))
 
-    @staticmethod
-    def _seed() -> int:
-        import torch
-
-        return int(torch.initial_seed()) % (2**32)
-
-    def _loader(self, split: str, shuffle: bool = False):
-        workers = self.num_workers
-        return resumable_loader_class()(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            num_workers=workers,
-            pin_memory=self.pin_memory and _cuda(),
-            persistent_workers=self.persistent_workers and workers > 0,
-            # each iteration's base seed comes from this generator, not from the global RNG
-            # (a resume restores that one after the saved epoch drew from it: dropout would differ)
-            generator=_seeded_generator(),
-        )
-
-    def split_inputs(self, split: str = "test"):
-        raise ConfigError(
-            "predict: data=streaming serves batches, not single inputs. Fix: give inputs=<a "
-            "folder or file>, or predict with the source option (data=<option>)"
-        )
+    def batch_collate(self, split: str):
+        if split != "train" or self.meta.get("image_format") == "scaled":
+            return self.collate_fn()  # digits are not augmented, as data=digits does not
+        return ImageBatch(self.mean, self.std, 255.0, self.shift, self.hflip)
 
     def serving_info(self) -> dict:
         from lightyard.data.predict import image_serving
@@ -294,26 +395,3 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def iterate_train(path: str, batch_size: int = 64, num_workers: int = 0, **settings: Any) -> float:
-    """Benchmark helper: read one epoch of a prepared set's train split as training reads it
-    (decoded, transformed, batched); returns images per second."""
-    import time
-
-    meta = read_prepared_meta(str(path), storage_options(settings.get("storage")))
-    module = StreamingImageDataModule(
-        path=str(path),
-        num_classes=meta["num_classes"],
-        channels=meta["channels"],
-        image_size=meta["image_size"],
-        cache_dir=settings.pop("cache_dir", str(Path(path) / ".cache")),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        **settings,
-    )
-    module.setup("fit")
-    started, seen = time.perf_counter(), 0
-    for images, _ in module.train_dataloader():
-        seen += len(images)
-    return seen / (time.perf_counter() - started)

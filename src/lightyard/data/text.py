@@ -107,6 +107,8 @@ class TokenDataModule(SplitDataModule):
     def prepare_data(self) -> None:
         folder = self.cache_folder()
         if (folder / "meta.json").is_file():
+            # a cache is keyed by what it holds, not by every setting that must agree with it
+            self.check_meta(json.loads((folder / "meta.json").read_text()))
             return
         started = time.perf_counter()
         tmp = staging_dir(self.cache_root)
@@ -185,13 +187,6 @@ class TokenDataModule(SplitDataModule):
     def check_meta(self, meta: dict[str, Any]) -> None:
         pass
 
-    def _token_arrays(self, texts: list[str], max_length: int | None, specials: bool):
-        import numpy as np
-
-        self.setup("predict")
-        encoded = self.encoder().encode(texts, max_length, specials=specials)
-        return [np.asarray(ids, dtype=np.int64) for ids in encoded]
-
     def serving_info(self) -> dict:
         self.setup("predict")
         encoder = self.encoder()
@@ -255,11 +250,7 @@ class TextClassificationDataModule(TokenDataModule):
 
     def encode_splits(self, folder: Path, encoder: Encoder, splits) -> dict[str, Any]:
         classes = self._classes(splits["train"].labels)
-        if len(classes) != self.num_classes:
-            raise ConfigError(
-                f"the data has {len(classes)} classes ({', '.join(classes[:10])}) but "
-                f"data.num_classes={self.num_classes}; set data.num_classes={len(classes)}"
-            )
+        self._check_classes(classes)
         index = {name: i for i, name in enumerate(classes)}
         for split, raw in splits.items():
             if raw.labels is None:
@@ -275,20 +266,24 @@ class TextClassificationDataModule(TokenDataModule):
             write_split(folder, split, ids, labels, dtype=token_dtype(len(encoder)))
         return {"classes": classes, "sizes": {s: len(r.texts) for s, r in splits.items()}}
 
+    def _check_classes(self, classes: list[str]) -> None:
+        if len(classes) != self.num_classes:
+            raise ConfigError(
+                f"the data has {len(classes)} classes ({', '.join(classes[:10])}) but "
+                f"data.num_classes={self.num_classes}; set data.num_classes={len(classes)}"
+            )
+
     def check_meta(self, meta: dict[str, Any]) -> None:
+        self._check_classes(meta["classes"])
         self.classes = meta["classes"]
 
     def open_split(self, folder: Path, split: str):
         return TokenSequences(folder, split)
 
     def new_inputs(self, path, text_column: str | None) -> PredictionInputs:
-        """Texts from a .txt (a line each), CSV, TSV or JSONL file, tokenized as training was."""
         column = text_column or getattr(self.source, "text_column", None) or "text"
-        ids, texts = read_texts(Path(path), column)
-        if not texts:
-            raise ConfigError(f"inputs: {path} holds no texts. Fix: give a file with some")
-        arrays = self._token_arrays(texts, self.max_length, specials=True)
-        return PredictionInputs(Unlabelled(arrays), ids, self.collate_fn(), texts=texts)
+        self.setup("predict")
+        return text_inputs(self.encoder(), Path(path), column, self.max_length, self.collate_fn())
 
     def collate_fn(self):
         return PadCollate(self.meta.get("pad_id", 0), self.pad_to_multiple_of)
@@ -464,19 +459,39 @@ class LanguageModelingDataModule(TokenDataModule):
         return self.encoder().encode([text], None, specials=False)[0]
 
     def prompt_inputs(self, prompts: list[str]) -> PredictionInputs:
-        """Prompts to continue, one a batch (they differ in length; none is padded)."""
-        arrays = self._token_arrays(prompts, None, specials=False)
-        if any(len(ids) == 0 for ids in arrays):
-            empty = next(i for i, ids in enumerate(arrays) if len(ids) == 0)
-            raise ConfigError(
-                f"prompts[{empty}]={prompts[empty]!r} has no tokens. Allowed: prompts with text "
-                "the tokenizer knows. Fix: change that prompt"
-            )
-        ids = [str(i) for i in range(len(prompts))]
-        return PredictionInputs(Unlabelled(arrays), ids, PromptCollate(), texts=list(prompts))
+        self.setup("predict")
+        return prompt_inputs(self.encoder(), prompts)
 
     def decode(self, ids: list[int]) -> str:
         return self.encoder().decode(list(ids))
+
+
+def _arrays(encoder: Encoder, texts: list[str], max_length: int | None, specials: bool):
+    return [np.asarray(ids, dtype=np.int64) for ids in encoder.encode(texts, max_length, specials)]
+
+
+def text_inputs(
+    encoder: Encoder, path: Path, column: str, max_length: int | None, collate
+) -> PredictionInputs:
+    """Texts from a .txt (a line each), CSV, TSV or JSONL file, tokenized as training was."""
+    ids, texts = read_texts(path, column)
+    if not texts:
+        raise ConfigError(f"inputs: {path} holds no texts. Fix: give a file with some")
+    arrays = _arrays(encoder, texts, max_length, specials=True)
+    return PredictionInputs(Unlabelled(arrays), ids, collate, texts=texts)
+
+
+def prompt_inputs(encoder: Encoder, prompts: list[str]) -> PredictionInputs:
+    """Prompts to continue, one a batch (they differ in length; none is padded)."""
+    arrays = _arrays(encoder, prompts, None, specials=False)
+    if any(len(ids) == 0 for ids in arrays):
+        empty = next(i for i, ids in enumerate(arrays) if len(ids) == 0)
+        raise ConfigError(
+            f"prompts[{empty}]={prompts[empty]!r} has no tokens. Allowed: prompts with text "
+            "the tokenizer knows. Fix: change that prompt"
+        )
+    ids = [str(i) for i in range(len(prompts))]
+    return PredictionInputs(Unlabelled(arrays), ids, PromptCollate(), texts=list(prompts))
 
 
 def tokenize_corpus(

@@ -319,20 +319,27 @@ class ImageFolderDataModule(ImageDataModule):
         self.hold(splits, Normalize(self.mean, self.std))
 
 
-def decode_all(folder, channels: int, image_size: int, workers: int):
-    """An ImageFolder's images as one uint8 tensor (N, channels, size, size) and its labels,
-    decoded by `workers` loader processes, with a progress bar."""
-    import torch
-    from rich.progress import track
+def uint8_transform(channels: int, image_size: int):
+    """A PIL image -> uint8 (channels, size, size): the steps of image_transform before the
+    random ones and the float conversion (which batched paths apply to a whole batch)."""
     from torchvision import transforms
 
-    folder.transform = transforms.Compose(
+    return transforms.Compose(
         [
             transforms.Resize((image_size, image_size)),
             transforms.Grayscale(1) if channels == 1 else transforms.Lambda(_to_rgb),
             transforms.PILToTensor(),
         ]
     )
+
+
+def decode_all(folder, channels: int, image_size: int, workers: int):
+    """An ImageFolder's images as one uint8 tensor (N, channels, size, size) and its labels,
+    decoded by `workers` loader processes, with a progress bar."""
+    import torch
+    from rich.progress import track
+
+    folder.transform = uint8_transform(channels, image_size)
     images = torch.empty((len(folder), channels, image_size, image_size), dtype=torch.uint8)
     labels = torch.empty(len(folder), dtype=torch.long)
     batches = torch.utils.data.DataLoader(folder, batch_size=256, num_workers=workers)

@@ -10,12 +10,12 @@ from omegaconf import DictConfig, open_dict
 
 from lightyard.config.instantiate import instantiate
 from lightyard.data.shard_sources import shard_source
-from lightyard.data.shards import check_workers, prepare_shards
+from lightyard.data.shards import check_workers, prepare_shards, stream_overrides
 
 log = logging.getLogger(__name__)
 
 # keys of the data node that prepare reads and the DataModule does not take
-PREPARE_KEYS = ("prepare_workers", "prepare_dir", "prepare_chunk_bytes")
+PREPARE_KEYS = ("prepare_workers", "prepare_dir", "prepare_chunk_bytes", "prepare_image_format")
 
 
 def prepare(cfg: DictConfig) -> Path:
@@ -28,15 +28,19 @@ def prepare(cfg: DictConfig) -> Path:
     module = instantiate(data, "data")
     if hasattr(module, "prepare_data") and getattr(module, "download", False):
         module.prepare_data()  # a torchvision set fetched first when data.download=true
-    source = shard_source(module)
+    source = shard_source(
+        module, str(settings["prepare_chunk_bytes"]), str(settings["prepare_image_format"])
+    )
     root = Path(settings["prepare_dir"] or Path(cfg.paths.data_dir) / "prepared")
     folder, wrote = prepare_shards(
         source, root, int(settings["prepare_workers"]), str(settings["prepare_chunk_bytes"])
     )
-    sizes = ", ".join(f"{split} {len(refs)}" for split, refs in source.splits.items())
+    counts = source.meta.get("blocks") or {s: len(refs) for s, refs in source.splits.items()}
+    unit = " blocks" if "blocks" in source.meta else ""
+    sizes = ", ".join(f"{split} {count}{unit}" for split, count in counts.items())
     if wrote:
         print(f"lightyard: prepared {source.name} ({sizes}) into {folder}")
     else:
         print(f"lightyard: {folder} already holds this source prepared ({sizes}): nothing to do")
-    print(f"Train from it: python train.py data=streaming data.path={folder}")
+    print(f"Train from it: python train.py {stream_overrides(source.meta, folder)}")
     return folder
