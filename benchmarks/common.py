@@ -64,3 +64,62 @@ def emit(name: str, result: dict, out_dir: Path | None = None) -> None:
     out_dir = out_dir or REPO / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.json").write_text(text + "\n")
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory in GB. VmHWM starts afresh at exec; ru_maxrss keeps
+    the parent's peak across it, so a child measured with it reports its parent's."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def epoch_rate(loader) -> tuple[float, int]:
+    """Samples/s of one pass over `loader` after its first batch (worker start-up is not
+    throughput), and the samples of that pass."""
+    import time
+
+    iterator = iter(loader)
+    next(iterator)
+    started, seen = time.perf_counter(), 0
+    for batch in iterator:
+        seen += len(batch[-1])
+    return seen / (time.perf_counter() - started), seen
+
+
+class TreeMemory:
+    """The peak of the summed RSS of this process and all its descendants (loader and prepare
+    workers are processes of their own, which this process's VmHWM does not count), sampled
+    every `interval` seconds in a thread: `with TreeMemory() as memory: ...; memory.peak_gb`.
+    Pages a forked worker shares with its parent are counted in both, so it errs high."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval, self.peak_gb = interval, 0.0
+        self._stop = None
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(self.interval):
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:  # a worker that ended between the listing and the read
+                    pass
+            self.peak_gb = max(self.peak_gb, total / 2**30)
+
+    def __enter__(self) -> TreeMemory:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

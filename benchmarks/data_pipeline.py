@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import compose_config, emit, machine, print_table
+from benchmarks.common import REPO, compose_config, emit, machine, print_table
 from tests.conftest import write_cifar10, write_image_folder, write_mnist
 
 
@@ -124,14 +124,8 @@ def write_corpus(path: Path, gigabytes: float, seed: int = 0) -> int:
 
 
 TOKENIZE = """
-import json, sys
-
-def peak_rss_gb():
-    # VmHWM starts afresh with exec; ru_maxrss keeps the parent's peak across it
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 2**20
-, time
+import json, sys, time
+from benchmarks.common import peak_rss_gb
 from lightyard.data.text import tokenize_corpus
 start = time.perf_counter()
 folder = tokenize_corpus(sys.argv[1], sys.argv[2], tokenizer="bpe", vocab_size=8000)
@@ -150,6 +144,7 @@ def lm_tokenize_rss(root: Path, gigabytes: float) -> dict:
         capture_output=True,
         text=True,
         check=True,
+        cwd=REPO,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return {"corpus_gb": size / 2**30, **result}
@@ -159,9 +154,14 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--lm-gb", type=float, default=1.0, help="size of the generated corpus")
-    parser.add_argument("--large-gb", type=float, default=4.0, help="rss_large_vs_small's set")
-    parser.add_argument("--small-gb", type=float, default=0.5)
     parser.add_argument("--skip-loaders", action="store_true", help="only the ratios")
+    try:
+        from benchmarks import streaming_pipeline
+    except ImportError as missing:  # litdata is not installed
+        print(f"streaming ratios skipped: {missing}")
+        streaming_pipeline = None
+    else:
+        streaming_pipeline.add_arguments(parser)
     args = parser.parse_args()
     from hydra.utils import instantiate
 
@@ -171,14 +171,8 @@ def main() -> dict:
         ratios["device_vs_per_sample"] = details["device_vs_per_sample"]["ratio"]
         details["lm_tokenize"] = lm_tokenize_rss(Path(tmp), args.lm_gb)
         ratios["lm_tokenize_rss_gb"] = details["lm_tokenize"]["peak_rss_gb"]
-        try:
-            from benchmarks.streaming_pipeline import streaming_ratios
-        except ImportError as missing:  # litdata is not installed
-            print(f"streaming ratios skipped: {missing}")
-        else:
-            stream_ratios, stream_details = streaming_ratios(
-                Path(tmp) / "stream", large_gb=args.large_gb, small_gb=args.small_gb
-            )
+        if streaming_pipeline is not None:
+            stream_ratios, stream_details = streaming_pipeline.ratios_from(args, Path(tmp) / "s")
             ratios |= stream_ratios
             details |= stream_details
         for name, overrides in ({} if args.skip_loaders else datasets(Path(tmp))).items():
