@@ -242,6 +242,20 @@ def train() -> None:
         _main(_train_job, "resume" if resumed is not None else "train")
 
 
+PREPARE_USAGE = """usage: lightyard-prepare [--cfg job] data=<option> [data.<key>=<value> ...]
+
+Writes a data option once into LitData shards and prints the train.py line that streams them.
+Any image option (image_folder, mnist, fashion_mnist, cifar10, digits) or text option
+(text_files, hf_text, text_files_lm, stdlib_lm ...), with the option's own keys, and:
+  data.prepare_workers=N        processes that write in parallel (default: every core)
+  data.prepare_dir=DIR          where prepared sets go (default: <paths.data_dir>/prepared)
+  data.prepare_chunk_bytes=64MB the most bytes in one chunk file
+  data.prepare_image_format=auto  image folders: pixels (decoded here), encoded, or auto
+                                (pixels up to data.image_size 64)
+--cfg job prints the composed config and prepares nothing. A second prepare of the same
+source does nothing; a killed one resumes when run again."""
+
+
 def prepare(argv: list[str] | None = None) -> None:
     """`lightyard-prepare` / `python prepare.py data=<option>`: the option written once into
     streamable shards (no run directory: the prepared set is the output)."""
@@ -251,10 +265,19 @@ def prepare(argv: list[str] | None = None) -> None:
 
     activate_project()
     overrides = list(sys.argv[1:] if argv is None else argv)
+    if overrides[:1] in (["-h"], ["--help"]):
+        print(PREPARE_USAGE)
+        return
+    show = overrides[:2] == ["--cfg", "job"]
     resolvers.register()
     try:
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            cfg = compose("prepare", overrides=overrides)
+            cfg = compose("prepare", overrides=overrides[2:] if show else overrides)
+        if show:
+            from omegaconf import OmegaConf
+
+            print(OmegaConf.to_yaml(cfg))
+            return
         from lightyard.runs.prepare import prepare as run_prepare
 
         run_prepare(cfg)
@@ -329,7 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="lightyard",
         description="lightyard's project tools; runs start with lightyard-train, "
-        "lightyard-eval, lightyard-predict and lightyard-export.",
+        "lightyard-eval, lightyard-predict and lightyard-export, and lightyard-prepare writes "
+        "a data option once into shards for data=streaming.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser(

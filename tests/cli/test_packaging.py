@@ -42,7 +42,8 @@ def test_wheel_ships_configs_and_console_scripts(tmp_path):
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
     assert (site / "lightyard" / "conf" / "predict.yaml").is_file()
-    for script in ("lightyard-train", "lightyard-eval", "lightyard-predict", "lightyard-export"):
+    scripts = ("train", "eval", "predict", "export", "prepare")
+    for script in [f"lightyard-{name}" for name in scripts]:
         out = subprocess.run(
             [str(site / "bin" / script), "--cfg", "job"],
             cwd=elsewhere,
@@ -52,7 +53,19 @@ def test_wheel_ships_configs_and_console_scripts(tmp_path):
             timeout=60,
         )
         assert out.returncode == 0, out.stderr
-        assert "task_name:" in out.stdout
+        assert ("prepare_workers:" if script == "lightyard-prepare" else "task_name:") in out.stdout
+    # a prepare from outside the repo writes the shards where the user's paths say
+    out = subprocess.run(
+        [str(site / "bin" / "lightyard-prepare"), "data.prepare_workers=1", "paths.data_dir=d"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"into {elsewhere / 'd' / 'prepared'}" in out.stdout, out.stdout
+    assert "Train from it: python train.py data=streaming" in out.stdout
     # the installed package, not the checkout, answered
     probe = "import lightyard.config.compose as c; print(c.config_dir())"
     out = subprocess.run(

@@ -69,6 +69,27 @@ def test_prepare_workers_below_one_exits_2(tmp_path, capsys):
     assert not (tmp_path / "prepared").exists()  # nothing half-written
 
 
+def test_an_unknown_image_format_exits_2_before_any_work(tmp_path, capsys):
+    from lightyard.cli import prepare
+    from tests.conftest import write_image_folder
+
+    folder = write_image_folder(tmp_path / "src")
+    with pytest.raises(SystemExit) as stop:
+        prepare(
+            [
+                "data=image_folder",
+                f"data.root={folder}",
+                "data.num_classes=3",
+                "data.prepare_image_format=png",
+                f"paths.data_dir={tmp_path}",
+            ]
+        )
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "data.prepare_image_format='png'" in err and "Allowed: auto" in err
+    assert not (tmp_path / "prepared").exists()
+
+
 # --- real prepares and runs ---------------------------------------------------------------------
 
 
@@ -125,6 +146,24 @@ def test_prepared_digits_hold_the_datamodules_own_splits(prepared_digits):
             want_image, want_label = direct.datasets[split][index]
             assert label == int(want_label)
             assert torch.equal(image, want_image), (split, index)
+
+
+@pytest.mark.slow
+def test_predict_reads_the_streamed_test_split_in_its_stored_order(prepared_digits):
+    from lightyard.data.digits import DigitsDataModule
+    from lightyard.data.streaming import StreamingImageDataModule
+
+    module = StreamingImageDataModule(
+        str(prepared_digits), 10, 1, 8, cache_dir=str(prepared_digits / ".c")
+    )
+    inputs = module.split_inputs("test")
+    direct = DigitsDataModule()
+    direct.setup("fit")
+    test = direct.datasets["test"]
+    assert inputs.has_targets and inputs.ids == [str(i) for i in range(len(test))]
+    images, labels = inputs.collate([inputs.dataset[i] for i in range(len(test))])
+    assert torch.equal(images, torch.stack([test[i][0] for i in range(len(test))]))
+    assert labels.tolist() == [int(test[i][1]) for i in range(len(test))]
 
 
 @pytest.mark.slow
@@ -267,3 +306,60 @@ def test_prepared_image_sets_hold_the_datamodules_own_samples(
         for index, (image, label) in got.items():
             want_image, want_label = direct.datasets[split][index]
             assert label == int(want_label) and torch.equal(image, want_image), (split, index)
+
+
+def _stored(folder: Path) -> dict[str, list[tuple[int, int, bytes]]]:
+    """Every split of a prepared set as stored: (id, label, image bytes), in stored order."""
+    from litdata import StreamingDataset
+
+    stored = {}
+    for split in ("train", "val", "test"):
+        dataset = StreamingDataset(str(folder / split))
+        stored[split] = [
+            (int(s["index"]), int(s["label"]), bytes(s["image"].tobytes())) for s in dataset
+        ]
+    return stored
+
+
+@pytest.mark.slow
+def test_a_killed_prepare_resumes_to_the_set_an_uninterrupted_one_writes(tmp_path):
+    """kill -9 once a worker has recorded finished chunks, then the same command again: it
+    finishes what is left (LitData's checkpoints) and the set equals a prepare never stopped."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, write_image_folder
+
+    source = write_image_folder(tmp_path / "src", classes=3, per_class=1000, size=64)
+    args = [
+        "data=image_folder",
+        f"data.root={source}",
+        "data.num_classes=3",
+        "data.image_size=32",
+        "data.prepare_workers=2",
+        "data.prepare_chunk_bytes=48KB",  # ~16 images a chunk: many checkpoints
+    ]
+    reference = run_cli("prepare.py", *args, f"data.prepare_dir={tmp_path / 'ref'}", cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    command = [sys.executable, str(REPO / "prepare.py"), *args, f"data.prepare_dir={out}"]
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/train/.checkpoints/checkpoint-*.json")):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no chunk was recorded within 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    [folder] = list(out.iterdir())
+    assert not (folder / "lightyard.json").exists()  # not taken for a complete set
+
+    resumed = run_cli("prepare.py", *args, f"data.prepare_dir={out}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"into {folder}" in resumed.stdout
+    [done] = list((tmp_path / "ref").iterdir())
+    assert done.name == folder.name  # the same key: the same source and settings
+    assert _stored(folder) == _stored(done)

@@ -97,6 +97,9 @@ def write_split(
     if (out / INDEX_FILE).is_file():
         log.info("%s is complete (a previous prepare wrote it)", out)
         return
+    # LitData 0.2.76 resumes only when the inputs equal its checkpoint's JSON copy of them
+    # (data_processor._load_checkpoint_config), so tuples never would: hand it that copy
+    refs = json.loads(json.dumps(refs))
     workers = max(1, min(workers, len(refs)))
     checkpoints = out / ".checkpoints" / "config.json"
     if checkpoints.is_file() and json.loads(checkpoints.read_text()).get("num_workers") != workers:

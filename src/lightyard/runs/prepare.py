@@ -31,7 +31,8 @@ def prepare(cfg: DictConfig) -> Path:
     source = shard_source(
         module, str(settings["prepare_chunk_bytes"]), str(settings["prepare_image_format"])
     )
-    root = Path(settings["prepare_dir"] or Path(cfg.paths.data_dir) / "prepared")
+    # absolute, so the printed data.path works from wherever the training run starts
+    root = Path(settings["prepare_dir"] or Path(cfg.paths.data_dir) / "prepared").resolve()
     folder, wrote = prepare_shards(
         source, root, int(settings["prepare_workers"]), str(settings["prepare_chunk_bytes"])
     )
