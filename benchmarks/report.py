@@ -31,6 +31,34 @@ DATA_TARGETS = {
 }
 
 
+def _measured(key: str, details: dict) -> str:
+    """The two figures a data-at-scale ratio divides, from the JSON's details."""
+    try:
+        if key in ("device_vs_per_sample", "stream_vs_folder", "stream_vs_decode_limit"):
+            d = details[key]
+            a, b = (
+                ("device", "per_sample")
+                if key == "device_vs_per_sample"
+                else ("stream", "folder" if key == "stream_vs_folder" else "limit")
+            )
+            return f"{d[a]:,.0f} vs {d[b]:,.0f} images/s ({a} vs {b})"
+        if key == "prepare_2_vs_1_workers":
+            d = details["prepare_images_per_s"]
+            return f"{d['2']:,.0f} vs {d['1']:,.0f} images/s"
+        if key == "rss_large_vs_small":
+            large, small = details["rss"]["large"], details["rss"]["small"]
+            return (
+                f"{large['peak_rss_gb']:.2f} GB for {large['gb']:.2f} GB of JPEGs vs "
+                f"{small['peak_rss_gb']:.2f} GB for {small['gb']:.2f} GB"
+            )
+        if key == "lm_tokenize_rss_gb":
+            d = details["lm_tokenize"]
+            return f"{d['corpus_gb']:.2f} GB corpus in {d['seconds']:.0f} s"
+    except (KeyError, TypeError):
+        pass
+    return "-"
+
+
 def _in_order(results: dict) -> list:
     rank = {name: i for i, name in enumerate(WORKLOADS)}
     return sorted(results.items(), key=lambda item: rank.get(item[0], len(rank)))
@@ -133,9 +161,13 @@ def section() -> str:
                 "run; sizes in the JSON's `details`):",
                 "",
             ]
+            details = data.get("details", {})
             lines += _table(
-                ["ratio", "value", "target"],
-                [[k, f"{v:.2f}", DATA_TARGETS.get(k, "-")] for k, v in ratios.items()],
+                ["ratio", "value", "target", "measured"],
+                [
+                    [k, f"{v:.2f}", DATA_TARGETS.get(k, "-"), _measured(k, details)]
+                    for k, v in ratios.items()
+                ],
             )
     if tta := _load("time_to_accuracy"):
         lines += ["", "**Time to accuracy** (`python -m benchmarks.time_to_accuracy`):", ""]

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.data.test_streaming import STREAM, prepared_digits  # noqa: F401 (a fixture)
+from tests.data.test_streaming_tokens import _blocks, _streamed_lm, prepared_lm  # noqa: F401
 
 pytestmark = pytest.mark.slow
 KEY_ID, SECRET = "AKIAMOTOTESTKEY1", "moto-secret-value-for-the-test"
@@ -106,3 +107,31 @@ def test_a_prefix_that_was_not_prepared_says_to_prepare(s3_endpoint, tmp_path):
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-3000:]
     assert "python prepare.py data=" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_lm_blocks_and_tokenizer_from_s3_equal_the_local_set(
+    prepared_lm,  # noqa: F811
+    s3_endpoint,
+    tmp_path,
+):
+    """data=streaming_lm from s3://: the endpoint and keys from data.storage (not the
+    environment), the tokenizer fetched once into the cache, every block as stored locally."""
+    folder, _ = prepared_lm
+    _upload(folder, s3_endpoint, "tokens", "lm")
+    storage = {
+        "endpoint_url": s3_endpoint,
+        "access_key_id": KEY_ID,
+        "secret_access_key": SECRET,
+        "region": "us-east-1",
+    }
+    cache = tmp_path / "s3cache"
+    remote = _streamed_lm("s3://tokens/lm", storage=storage, cache_dir=str(cache))
+    local = _streamed_lm(folder)
+    for split in ("val", "test"):
+        assert _blocks(remote, split) == _blocks(local, split), split
+    assert sorted(_blocks(remote, "train")) == sorted(_blocks(local, "train"))
+    text = "the dog ran far"
+    assert remote.encode(text) == local.encode(text)
+    assert remote.decode(remote.encode(text)) == text
+    assert (remote.tokenizer_folder() / ".complete").is_file()
+    assert str(remote.tokenizer_folder()).startswith(str(cache))

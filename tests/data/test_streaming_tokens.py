@@ -60,11 +60,12 @@ def _blocks(module, split: str) -> list[tuple[int, ...]]:
     return [tuple(int(t) for t in block) for block in module.datasets[split]]
 
 
-def _streamed_lm(folder: Path, **settings):
+def _streamed_lm(folder: Path | str, **settings):
     from lightyard.data.streaming_text import StreamingTokenBlocksDataModule
 
     settings = {"vocab_size": 64, "block_size": BLOCK, **settings}
-    module = StreamingTokenBlocksDataModule(str(folder), cache_dir=str(folder / ".c"), **settings)
+    settings.setdefault("cache_dir", str(Path(folder) / ".c"))
+    module = StreamingTokenBlocksDataModule(str(folder), **settings)
     module.setup("fit")
     return module
 
