@@ -67,6 +67,11 @@ class StreamingTokenDataModule(StreamingDataModule):
     def decode(self, ids: list[int]) -> str:
         return self.encoder().decode(list(ids))
 
+    def serving_info(self) -> dict:
+        from lightyard.data.text import token_serving
+
+        return token_serving(self.encoder(), self.input_kind, self.max_length)
+
 
 class StreamingTokenBlocksDataModule(StreamingTokenDataModule):
     """Language-model blocks of block_size + 1 tokens (inputs and next-token targets), read by
@@ -114,17 +119,6 @@ class StreamingTokenBlocksDataModule(StreamingTokenDataModule):
 
         return prompt_inputs(self.encoder(), prompts)
 
-    def serving_info(self) -> dict:
-        encoder = self.encoder()
-        return {
-            "input": self.input_kind,
-            "tokenizer": "tokenizer.json" if not encoder.pretrained else "tokenizer/",
-            "max_length": None,
-            "pad_id": encoder.pad_id,
-            "inputs": ["input_ids"],
-            "layout": "int64 (batch, sequence)",
-        }
-
 
 class StreamingTextDataModule(StreamingTokenDataModule):
     """Labelled texts (their ids, cut at max_length when prepared), padded per batch."""
@@ -160,18 +154,6 @@ class StreamingTextDataModule(StreamingTokenDataModule):
         self.setup("predict")
         column = text_column or "text"
         return text_inputs(self.encoder(), Path(path), column, self.max_length, self.collate_fn())
-
-    def serving_info(self) -> dict:
-        self.setup("predict")
-        encoder = self.encoder()
-        return {
-            "input": self.input_kind,
-            "tokenizer": "tokenizer.json" if not encoder.pretrained else "tokenizer/",
-            "max_length": self.max_length,
-            "pad_id": encoder.pad_id,
-            "inputs": ["input_ids", "attention_mask"],
-            "layout": "int64 (batch, sequence)",
-        }
 
 
 def download_prefix(prefix: str, local: Path, options: dict[str, Any]) -> None:

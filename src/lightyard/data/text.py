@@ -189,15 +189,7 @@ class TokenDataModule(SplitDataModule):
 
     def serving_info(self) -> dict:
         self.setup("predict")
-        encoder = self.encoder()
-        return {
-            "input": self.input_kind,
-            "tokenizer": "tokenizer.json" if not encoder.pretrained else "tokenizer/",
-            "max_length": self.max_length,
-            "pad_id": encoder.pad_id,
-            "inputs": ["input_ids", "attention_mask"],
-            "layout": "int64 (batch, sequence)",
-        }
+        return token_serving(self.encoder(), self.input_kind, self.max_length)
 
     def save_tokenizer(self, folder: Path) -> None:
         """The run's tokenizer beside an exported model (tokenizer.json, or tokenizer/)."""
@@ -464,6 +456,19 @@ class LanguageModelingDataModule(TokenDataModule):
 
     def decode(self, ids: list[int]) -> str:
         return self.encoder().decode(list(ids))
+
+
+def token_serving(encoder: Encoder, input_kind: str, max_length: int | None) -> dict:
+    """What a server needs to feed an exported token model: the tokenizer file, the padding,
+    and the inputs the export takes (a language model takes no attention mask)."""
+    return {
+        "input": input_kind,
+        "tokenizer": "tokenizer.json" if not encoder.pretrained else "tokenizer/",
+        "max_length": max_length,
+        "pad_id": encoder.pad_id,
+        "inputs": ["input_ids"] if input_kind == "lm" else ["input_ids", "attention_mask"],
+        "layout": "int64 (batch, sequence)",
+    }
 
 
 def _arrays(encoder: Encoder, texts: list[str], max_length: int | None, specials: bool):
