@@ -14,10 +14,10 @@ class RecordIds:
         self.decode = decode
         self.file = file
 
-    def __call__(self, sample):
+    def __call__(self, sample, epoch=None):
         with open(self.file, "a") as out:
             out.write(f"{int(sample['index'])}\n")
-        return self.decode(sample)
+        return self.decode(sample, epoch)
 
 
 class IdRecordingStreamingDataModule(StreamingImageDataModule):
@@ -26,6 +26,6 @@ class IdRecordingStreamingDataModule(StreamingImageDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         folder = Path(os.environ["RECORD_IDS_DIR"])
         for split, dataset in self.datasets.items():
-            if not isinstance(dataset.transform[0], RecordIds):
+            if not isinstance(dataset.decode, RecordIds):
                 file = folder / f"{split}-rank{rank}.txt"
-                dataset.transform = [RecordIds(dataset.transform[0], str(file))]
+                dataset.decode = RecordIds(dataset.decode, str(file))

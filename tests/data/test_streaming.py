@@ -111,8 +111,8 @@ def _samples(module, split: str) -> dict[int, tuple[torch.Tensor, int]]:
     """Every sample of a split by its id, each through the evaluation batches' own steps (the
     decode in the dataset, then scaling and normalisation as a batch of one)."""
     dataset = module.datasets[split]
-    decode, collate = dataset.transform[0], module.collate_fn()
-    dataset.transform = [lambda sample: (sample["index"], decode(sample))]
+    decode, collate = dataset.decode, module.collate_fn()
+    dataset.decode = lambda sample, epoch: (sample["index"], decode(sample, epoch))
     samples = {}
     for index, item in dataset:
         images, labels = collate([item])
@@ -164,6 +164,52 @@ def test_predict_reads_the_streamed_test_split_in_its_stored_order(prepared_digi
     images, labels = inputs.collate([inputs.dataset[i] for i in range(len(test))])
     assert torch.equal(images, torch.stack([test[i][0] for i in range(len(test))]))
     assert labels.tolist() == [int(test[i][1]) for i in range(len(test))]
+
+
+@pytest.mark.slow
+def test_an_augmented_stream_resumed_mid_epoch_draws_what_the_uninterrupted_one_did(tmp_path):
+    """Shift and mirror are drawn from the samples' ids and the epoch, not from a worker's RNG
+    (which a resume restarts): an epoch read in two parts, through the loader state Lightning
+    saves, gives the uninterrupted epoch's batches bit for bit, and so does the next one."""
+    from lightyard.data.shard_sources import image_folder_source
+    from lightyard.data.shards import prepare_shards
+    from lightyard.data.streaming import StreamingImageDataModule
+    from lightyard.data.vision import ImageFolderDataModule
+    from tests.conftest import write_image_folder
+
+    source = write_image_folder(tmp_path / "src", classes=3, per_class=40, size=12)
+    direct = ImageFolderDataModule(root=str(source), num_classes=3, image_size=12)
+    folder, _ = prepare_shards(image_folder_source(direct), tmp_path / "out", 2, verbose=False)
+
+    def loader(shift: int = 2):
+        torch.manual_seed(5)  # the run seed
+        module = StreamingImageDataModule(
+            str(folder), 3, 3, 12, str(tmp_path / "c"), batch_size=8, num_workers=2,
+            shift=shift, hflip=True,
+        )  # fmt: skip
+        module.setup("fit")
+        return module.train_dataloader()
+
+    def same(a, b) -> bool:
+        return len(a) == len(b) and all(
+            torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True)
+        )
+
+    whole = loader()
+    epochs = [list(whole), list(whole)]
+    plain = list(loader(shift=0))  # the same order, no shift: only some mirrored
+    assert [b[1].tolist() for b in plain] == [b[1].tolist() for b in epochs[0]]
+    assert not same(plain, epochs[0])  # augmented
+
+    interrupted = loader()
+    batches = iter(interrupted)
+    first = [next(batches) for _ in range(3)]
+    state = interrupted.state_dict()
+    del batches
+    resumed = loader()
+    resumed.load_state_dict(state)
+    assert same(first + list(resumed), epochs[0])
+    assert same(list(resumed), epochs[1])
 
 
 @pytest.mark.slow

@@ -115,9 +115,12 @@ class DecodeImage:
     prepare decoded) as they are. Picklable: it runs in the loader's workers; the random and
     float steps happen per batch (ImageBatch)."""
 
-    def __init__(self, meta: dict[str, Any], channels: int, image_size: int) -> None:
+    def __init__(
+        self, meta: dict[str, Any], channels: int, image_size: int, seed: int | None = None
+    ) -> None:
         self.format = meta["image_format"]
         self.channels, self.image_size = channels, image_size
+        self.seed = seed
         self._transform = None
 
     def _pil(self, picture):
@@ -127,7 +130,17 @@ class DecodeImage:
             self._transform = uint8_transform(self.channels, self.image_size)
         return self._transform(picture)
 
-    def __call__(self, sample: dict[str, Any]):
+    def __call__(self, sample: dict[str, Any], epoch: int | None = None):
+        """(image, label); with a run seed and the epoch also the seed of this sample's draws
+        in this epoch (from the sample's id: the same in a resumed epoch)."""
+        image, label = self._decode(sample)
+        if self.seed is None or epoch is None:
+            return image, label
+        from lightyard.data.device import batch_seed
+
+        return image, label, batch_seed(self.seed, epoch, int(sample["index"]))
+
+    def _decode(self, sample: dict[str, Any]):
         import numpy as np
         import torch
         from PIL import Image
@@ -153,8 +166,9 @@ class DecodeImage:
 
 class ImageBatch:
     """Collates uint8 images and applies the per-batch steps: for training a random shift and
-    mirror (device.crop_and_flip, drawn from this process's torch RNG, which the loader seeds
-    per worker), then scaling and normalisation in the order ToTensor and Normalize use, so
+    mirror (device.crop_and_flip, drawn from a generator seeded by the samples' own seeds, so a
+    resumed epoch redraws exactly what the uninterrupted one drew, whichever worker reads
+    them), then scaling and normalisation in the order ToTensor and Normalize use, so
     unaugmented batches equal the per-sample path's values."""
 
     def __init__(self, mean, std, scale: float, shift: int = 0, hflip: bool = False) -> None:
@@ -169,13 +183,16 @@ class ImageBatch:
 
         if self._normalize is None:
             self._normalize = Normalize(self.mean, self.std, self.scale)
-        images = torch.stack([image for image, _ in samples])
-        labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+        images = torch.stack([sample[0] for sample in samples])
+        labels = torch.tensor([sample[1] for sample in samples], dtype=torch.long)
         if self.shift or self.hflip:
-            seed = int(torch.randint(0, 2**62, (1,)))
-            images = crop_and_flip(
-                images, self.shift, self.hflip, torch.Generator().manual_seed(seed)
-            )
+            if len(samples[0]) > 2:
+                # a tuple of ints hashes alike in every process (only str hashing is salted)
+                seed = hash(tuple(sample[2] for sample in samples)) & ((1 << 62) - 1)
+            else:  # samples without seeds (read outside a training epoch): this process's RNG
+                seed = int(torch.randint(0, 2**62, (1,)))
+            generator = torch.Generator().manual_seed(seed)
+            images = crop_and_flip(images, self.shift, self.hflip, generator)
         return self._normalize(images), labels
 
     def __getstate__(self) -> dict[str, Any]:
@@ -237,14 +254,14 @@ class StreamingDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        from litdata import StreamingDataset
-
+        StreamingDataset = epoch_dataset_class()
         options = self._options()
         self.meta = meta = read_prepared_meta(self.path, options)
         self._check_meta(meta)
         rank, world = shard(self.trainer)
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if world > 1 else None
         seed = self._seed() if seed is None else seed
+        self.run_seed = seed
         remote = {"storage_options": options} if self.path.startswith("s3://") else {}
         if remote and str(options.get("endpoint_url", "")).startswith("http://"):
             from lightyard import _internals
@@ -337,7 +354,8 @@ class StreamingImageDataModule(StreamingDataModule):
     def dataset_options(self, split: str, meta: dict[str, Any]) -> dict[str, Any]:
         self.classes = list(meta["classes"])
         self.mean, self.std = meta["mean"], meta["std"]
-        return {"transform": DecodeImage(meta, self.channels, self.image_size)}
+        seed = self.run_seed if split == "train" else None
+        return {"decode": DecodeImage(meta, self.channels, self.image_size, seed)}
 
     def collate_fn(self):
         """Evaluation and predict batches: unaugmented."""
@@ -383,6 +401,26 @@ def resumable_loader_class():
             yield from super().__iter__()
 
     return ResumableStreamingDataLoader
+
+
+def epoch_dataset_class():
+    """LitData's StreamingDataset that decodes each sample with `decode(sample, epoch)`: the
+    epoch being read (LitData sets it on the dataset before each epoch, and restores it with
+    a resumed one) is what a training sample's random draws depend on, with its id."""
+    from litdata import StreamingDataset
+
+    class EpochStreamingDataset(StreamingDataset):
+        def __init__(self, *args: Any, decode=None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.decode = decode
+
+        def __getitem__(self, index):
+            item = super().__getitem__(index)
+            if self.decode is None or not isinstance(item, dict):
+                return item
+            return self.decode(item, self.current_epoch)
+
+    return EpochStreamingDataset
 
 
 def _seeded_generator():
