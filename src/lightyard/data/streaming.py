@@ -223,6 +223,7 @@ class StreamingDataModule(SplitDataModule):
         self.cache_dir = cache_dir
         self.storage = dict(storage or {})
         self.meta: dict[str, Any] = {}
+        self.run_seed: int | None = None  # set in setup, where the process group is known
 
     def _split_path(self, split: str) -> str:
         return f"{self.path.rstrip('/')}/{split}"
