@@ -186,11 +186,9 @@ class ImageBatch:
         images = torch.stack([sample[0] for sample in samples])
         labels = torch.tensor([sample[1] for sample in samples], dtype=torch.long)
         if self.shift or self.hflip:
-            if len(samples[0]) > 2:
-                # a tuple of ints hashes alike in every process (only str hashing is salted)
-                seed = hash(tuple(sample[2] for sample in samples)) & ((1 << 62) - 1)
-            else:  # samples without seeds (read outside a training epoch): this process's RNG
-                seed = int(torch.randint(0, 2**62, (1,)))
+            # training samples carry their seeds; a tuple of ints hashes alike in every process
+            # (only str hashing is salted)
+            seed = hash(tuple(sample[2] for sample in samples)) & ((1 << 62) - 1)
             generator = torch.Generator().manual_seed(seed)
             images = crop_and_flip(images, self.shift, self.hflip, generator)
         return self._normalize(images), labels
@@ -335,17 +333,11 @@ class StreamingImageDataModule(StreamingDataModule):
         channels: int,
         image_size: int,
         cache_dir: str,
-        storage: dict[str, Any] | None = None,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
         shift: int = 0,
         hflip: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path, cache_dir, storage, batch_size, num_workers, pin_memory, persistent_workers
-        )
+        super().__init__(path, cache_dir, **kwargs)
         self.num_classes = num_classes
         self.channels = channels
         self.image_size = image_size

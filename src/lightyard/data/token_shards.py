@@ -58,25 +58,23 @@ class SequenceReader:
 
     def __init__(self, folder: str, split: str) -> None:
         self.folder, self.split = folder, split
-        self._offsets: np.ndarray | None = None
-        self._labels: np.ndarray | None = None
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, ref: tuple[int, int]) -> dict[str, Any]:
         index, position = ref
-        if self._offsets is None:
+        if self._arrays is None:  # opened once per worker: the ids as a memory map
             folder = Path(self.folder)
-            self._offsets = np.load(folder / f"{self.split}.offsets.npy")
-            self._labels = np.load(folder / f"{self.split}.labels.npy")
-        ids = np.load(Path(self.folder) / f"{self.split}.ids.npy", mmap_mode="r")
-        start, stop = self._offsets[position], self._offsets[position + 1]
-        return {
-            "index": index,
-            "ids": np.array(ids[start:stop]),
-            "label": int(self._labels[position]),
-        }
+            self._arrays = (
+                np.load(folder / f"{self.split}.ids.npy", mmap_mode="r"),
+                np.load(folder / f"{self.split}.offsets.npy"),
+                np.load(folder / f"{self.split}.labels.npy"),
+            )
+        ids, offsets, labels = self._arrays
+        start, stop = offsets[position], offsets[position + 1]
+        return {"index": index, "ids": np.array(ids[start:stop]), "label": int(labels[position])}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"folder": self.folder, "split": self.split, "_offsets": None, "_labels": None}
+        return {"folder": self.folder, "split": self.split, "_arrays": None}
 
 
 class TokenizerCopy:
