@@ -90,6 +90,29 @@ def test_an_unknown_image_format_exits_2_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "prepared").exists()
 
 
+@pytest.mark.parametrize("value", ["lots", "0MB"])
+def test_a_chunk_size_that_is_not_a_size_exits_2_before_any_work(value, tmp_path, capsys):
+    """Checked before a token cache is built (here a language-model corpus) or a shard is
+    written: LitData itself would answer with a traceback after a half-written split."""
+    from lightyard.cli import prepare
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\n\n" * 50)
+    with pytest.raises(SystemExit) as stop:
+        prepare(
+            [
+                "data=text_files_lm",
+                f"data.source.train={corpus}",
+                "data.tokenizer=char",
+                f"data.prepare_chunk_bytes={value}",
+                f"paths.data_dir={tmp_path / 'data'}",
+            ]
+        )
+    assert stop.value.code == 2
+    assert f"data.prepare_chunk_bytes='{value}' is not a size" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # no token cache, no prepared directory
+
+
 # --- real prepares and runs ---------------------------------------------------------------------
 
 

@@ -79,13 +79,17 @@ IMAGE_FORMATS = ("auto", "pixels", "encoded")
 PIXELS_UP_TO = 64
 
 
-def image_format_for(module, image_format: str) -> str:
+def check_image_format(image_format: str) -> None:
     if image_format not in IMAGE_FORMATS:
         raise ConfigError(
             f"data.prepare_image_format={image_format!r}. Allowed: auto (pixels up to "
             f"image_size {PIXELS_UP_TO}, else the files as read), pixels, encoded. Fix: set "
             "data.prepare_image_format=auto"
         )
+
+
+def image_format_for(module, image_format: str) -> str:
+    check_image_format(image_format)
     if image_format == "auto":
         return "pixels" if module.image_size <= PIXELS_UP_TO else "encoded"
     return image_format

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import re
 import shutil
 import sys
 import time
@@ -44,6 +45,24 @@ def prepared_key(source: ShardSource, chunk_bytes: str) -> str:
 
 def prepared_dir(source: ShardSource, root: Path, chunk_bytes: str) -> Path:
     return root / f"{source.name}-{prepared_key(source, chunk_bytes)}"
+
+
+# LitData's own units (decimal) and the binary ones
+UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
+
+
+def parse_bytes(text: str | int) -> int:
+    """'64MB' -> 64_000_000 (LitData's chunk_bytes spelling)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    size = 0
+    if match and match.group(2).upper() in UNITS:
+        size = int(float(match.group(1)) * UNITS[match.group(2).upper()])
+    if size < 1:
+        raise ConfigError(
+            f"data.prepare_chunk_bytes={text!r} is not a size. Allowed: bytes, or a number "
+            "with KB, MB or GB (e.g. 64MB), above 0. Fix: set data.prepare_chunk_bytes=64MB"
+        )
+    return size
 
 
 def check_workers(workers: int) -> None:
@@ -108,7 +127,7 @@ def write_split(
         shutil.rmtree(out)
     started = time.perf_counter()
     # token chunks are sized in tokens (chunk_size), everything else in bytes
-    size = {} if "chunk_size" in source.optimize else {"chunk_bytes": chunk_bytes}
+    size = {} if "chunk_size" in source.optimize else {"chunk_bytes": parse_bytes(chunk_bytes)}
     previous = multiprocessing.get_start_method(allow_none=True)
     try:
         optimize(

@@ -13,32 +13,18 @@ prompts, decode, and export it beside the model without the original text."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lightyard.data.shard_sources import SPLITS, ShardSource
+from lightyard.data.shards import parse_bytes
 from lightyard.errors import ConfigError
 
 TOKENIZER_DIR = "tokenizer"
 # tokens in one prepare input of a language-modeling split (rounded down to whole blocks)
 RANGE_TOKENS = 1 << 20
-UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
-
-
-def parse_bytes(text: str | int) -> int:
-    """'64MB' -> 64_000_000 (LitData's chunk_bytes spelling)."""
-    if isinstance(text, int):
-        return text
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
-    if not match or match.group(2).upper() not in UNITS:
-        raise ConfigError(
-            f"data.prepare_chunk_bytes={text!r} is not a size. Allowed: bytes, or a number "
-            "with KB, MB or GB (e.g. 64MB). Fix: set data.prepare_chunk_bytes=64MB"
-        )
-    return int(float(match.group(1)) * UNITS[match.group(2).upper()])
 
 
 class TokenRangeReader:

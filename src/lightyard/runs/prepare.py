@@ -9,8 +9,8 @@ from pathlib import Path
 from omegaconf import DictConfig, open_dict
 
 from lightyard.config.instantiate import instantiate
-from lightyard.data.shard_sources import shard_source
-from lightyard.data.shards import check_workers, prepare_shards, stream_overrides
+from lightyard.data.shard_sources import check_image_format, shard_source
+from lightyard.data.shards import check_workers, parse_bytes, prepare_shards, stream_overrides
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,10 @@ PREPARE_KEYS = ("prepare_workers", "prepare_dir", "prepare_chunk_bytes", "prepar
 def prepare(cfg: DictConfig) -> Path:
     data = cfg.data.copy()
     settings = {key: data.get(key) for key in PREPARE_KEYS}
+    # every prepare setting is checked before a token cache or a folder listing is made
     check_workers(settings["prepare_workers"])
+    parse_bytes(settings["prepare_chunk_bytes"])
+    check_image_format(settings["prepare_image_format"])
     with open_dict(data):
         for key in PREPARE_KEYS:
             data.pop(key, None)
